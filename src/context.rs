@@ -1,0 +1,351 @@
+//! Request-scoped context: who and what a record is about.
+//!
+//! A [`LogContext`] carries the request's ip, access line, request id, user and session ids,
+//! service name, version, environment and custom fields. Every record logged while a context is
+//! current carries it, and every formatter writes its fields (flattened at the JSON root).
+//!
+//! There are two scopes:
+//!
+//! - **tokio task-locals** for async code: [`scope`], the [`WithLogContext`] future extension and
+//!   the [`spawn`] / [`spawn_blocking`] helpers, which carry the current context into new tasks;
+//! - **a thread-local scope** for synchronous code: [`LogContext::enter`] and [`sync_scope`].
+//!
+//! A task-local context wins over a thread-local one. Nested scopes merge: the inner scope's
+//! fields win, the outer scope's other fields stay.
+//!
+//! # Examples
+//!
+//! ```
+//! use kakashi::context::{self, LogContext, WithLogContext};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let outer = LogContext::new().with_service_name("billing");
+//! let inner = LogContext::new().with_request_id("req-7");
+//! let seen = context::scope(outer, async {
+//!     async { context::try_current().unwrap() }.with_log_context(inner).await
+//! })
+//! .await;
+//! assert_eq!(seen.service_name(), Some("billing"));
+//! assert_eq!(seen.request_id(), Some("req-7"));
+//! # }
+//! ```
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::field::{OwnedValue, Value};
+
+/// Contextual information attached to every record logged inside its scope.
+///
+/// All string fields are reference-counted: cloning a context is cheap.
+///
+/// # Examples
+///
+/// ```
+/// use kakashi::LogContext;
+///
+/// let ctx = LogContext::new()
+///     .with_request_id("req-1")
+///     .with_ip("127.0.0.1")
+///     .with_field("tenant", "acme");
+/// assert_eq!(ctx.request_id(), Some("req-1"));
+///
+/// let merged = ctx.merge(&LogContext::new().with_request_id("req-2"));
+/// assert_eq!(merged.request_id(), Some("req-2"));
+/// assert_eq!(merged.ip(), Some("127.0.0.1"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogContext {
+    ip: Option<Arc<str>>,
+    access: Option<Arc<str>>,
+    request_id: Option<Arc<str>>,
+    user_id: Option<Arc<str>>,
+    session_id: Option<Arc<str>>,
+    service_name: Option<Arc<str>>,
+    version: Option<Arc<str>>,
+    environment: Option<Arc<str>>,
+    custom: Vec<(Arc<str>, OwnedValue)>,
+}
+
+macro_rules! context_fields {
+    ($($field:ident, $with:ident, $doc:literal;)*) => {
+        impl LogContext {
+            $(
+                #[doc = concat!("The ", $doc, ", if set.")]
+                pub fn $field(&self) -> Option<&str> {
+                    self.$field.as_deref()
+                }
+
+                #[doc = concat!("Sets the ", $doc, ".")]
+                #[must_use]
+                pub fn $with(mut self, value: impl Into<Arc<str>>) -> Self {
+                    self.$field = Some(value.into());
+                    self
+                }
+            )*
+
+            /// Calls `visit` with each set field, standard fields first (in the order ip,
+            /// access, request_id, user_id, session_id, service_name, version, environment),
+            /// then custom fields in insertion order.
+            pub fn for_each_field(&self, mut visit: impl FnMut(&str, Value<'_>)) {
+                $(
+                    if let Some(v) = &self.$field {
+                        visit(stringify!($field), Value::Str(v));
+                    }
+                )*
+                for (key, value) in &self.custom {
+                    visit(key, value.as_value());
+                }
+            }
+
+            /// A context with every field of `self`, overridden by each field set in `inner`.
+            #[must_use]
+            pub fn merge(&self, inner: &LogContext) -> LogContext {
+                let mut merged = LogContext {
+                    $($field: inner.$field.clone().or_else(|| self.$field.clone()),)*
+                    custom: self.custom.clone(),
+                };
+                for (key, value) in &inner.custom {
+                    merged.set_custom(key.clone(), value.clone());
+                }
+                merged
+            }
+
+            /// True when no field is set.
+            pub fn is_empty(&self) -> bool {
+                $(self.$field.is_none() &&)* self.custom.is_empty()
+            }
+        }
+    };
+}
+
+context_fields! {
+    ip, with_ip, "client IP address";
+    access, with_access, "access line (for example `GET /users`)";
+    request_id, with_request_id, "request id";
+    user_id, with_user_id, "user id";
+    session_id, with_session_id, "session id";
+    service_name, with_service_name, "service name";
+    version, with_version, "service version";
+    environment, with_environment, "environment (for example `production`)";
+}
+
+impl LogContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        LogContext::default()
+    }
+
+    /// Adds (or replaces) a custom field.
+    #[must_use]
+    pub fn with_field(mut self, key: impl Into<Arc<str>>, value: impl Into<OwnedValue>) -> Self {
+        self.set_custom(key.into(), value.into());
+        self
+    }
+
+    /// The custom fields, in insertion order.
+    pub fn custom(&self) -> &[(Arc<str>, OwnedValue)] {
+        &self.custom
+    }
+
+    fn set_custom(&mut self, key: Arc<str>, value: OwnedValue) {
+        match self.custom.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.custom.push((key, value)),
+        }
+    }
+
+    /// Makes this context (merged into the thread's current one) current on this thread until
+    /// the returned guard is dropped. For synchronous code; async code uses [`scope`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::LogContext;
+    ///
+    /// let _guard = LogContext::new().with_user_id("u-1").enter();
+    /// assert_eq!(kakashi::context::try_current().unwrap().user_id(), Some("u-1"));
+    /// ```
+    pub fn enter(self) -> ContextGuard {
+        let merged = match thread_current() {
+            Some(outer) => Arc::new(outer.merge(&self)),
+            None => Arc::new(self),
+        };
+        let previous = THREAD_CONTEXT
+            .try_with(|slot| slot.replace(Some(merged)))
+            .ok()
+            .flatten();
+        ContextGuard {
+            previous,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_CONTEXT: RefCell<Option<Arc<LogContext>>> = const { RefCell::new(None) };
+}
+
+tokio::task_local! {
+    static TASK_CONTEXT: Arc<LogContext>;
+}
+
+fn thread_current() -> Option<Arc<LogContext>> {
+    THREAD_CONTEXT
+        .try_with(|slot| slot.try_borrow().ok().and_then(|c| c.clone()))
+        .ok()
+        .flatten()
+}
+
+/// Restores the previous thread-local context when dropped. Returned by [`LogContext::enter`].
+#[must_use = "the context is current only until the guard is dropped"]
+#[derive(Debug)]
+pub struct ContextGuard {
+    previous: Option<Arc<LogContext>>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ContextGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = THREAD_CONTEXT.try_with(|slot| {
+            if let Ok(mut slot) = slot.try_borrow_mut() {
+                *slot = previous;
+            }
+        });
+    }
+}
+
+/// The current context: the task-local one if inside a [`scope`], else the thread-local one.
+pub fn try_current() -> Option<Arc<LogContext>> {
+    TASK_CONTEXT
+        .try_with(Arc::clone)
+        .ok()
+        .or_else(thread_current)
+}
+
+/// Calls `f` with a borrow of the current context, without cloning it. The logging path uses
+/// this.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&LogContext>) -> R) -> R {
+    let mut f = Some(f);
+    if let Ok(result) = TASK_CONTEXT.try_with(|ctx| (f.take().expect("called once"))(Some(ctx))) {
+        return result;
+    }
+    let f = f.take().expect("not called yet");
+    let thread = thread_current();
+    f(thread.as_deref())
+}
+
+fn merged_with_current(ctx: LogContext) -> Arc<LogContext> {
+    match try_current() {
+        Some(outer) => Arc::new(outer.merge(&ctx)),
+        None => Arc::new(ctx),
+    }
+}
+
+/// Runs `future` with `ctx` (merged into the current context) as its task-local context.
+///
+/// The merge happens when `scope` is called: call it inside the outer scope to nest.
+///
+/// # Examples
+///
+/// ```
+/// use kakashi::context::{self, LogContext};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let id = context::scope(LogContext::new().with_request_id("r-1"), async {
+///     tokio::task::yield_now().await;
+///     context::try_current().and_then(|c| c.request_id().map(str::to_owned))
+/// })
+/// .await;
+/// assert_eq!(id.as_deref(), Some("r-1"));
+/// # }
+/// ```
+pub fn scope<F: Future>(ctx: LogContext, future: F) -> WithContext<F> {
+    WithContext {
+        inner: future,
+        ctx: Some(merged_with_current(ctx)),
+    }
+}
+
+/// Runs `f` with `ctx` (merged into the current context) as the context of this thread.
+pub fn sync_scope<R>(ctx: LogContext, f: impl FnOnce() -> R) -> R {
+    let _guard = ctx.enter();
+    f()
+}
+
+pin_project_lite::pin_project! {
+    /// A future that runs with a log context. Made by [`scope`] and [`WithLogContext`].
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithContext<F> {
+        #[pin]
+        inner: F,
+        ctx: Option<Arc<LogContext>>,
+    }
+}
+
+impl<F: Future> Future for WithContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match this.ctx {
+            Some(ctx) => TASK_CONTEXT.sync_scope(Arc::clone(ctx), || this.inner.poll(cx)),
+            None => this.inner.poll(cx),
+        }
+    }
+}
+
+/// Extension methods that attach a log context to any future.
+pub trait WithLogContext: Future + Sized {
+    /// Runs this future with `ctx` merged into the context current now.
+    fn with_log_context(self, ctx: LogContext) -> WithContext<Self> {
+        scope(ctx, self)
+    }
+
+    /// Runs this future with the context current now (for example before handing the future
+    /// to `tokio::spawn`).
+    fn in_current_log_context(self) -> WithContext<Self> {
+        WithContext {
+            inner: self,
+            ctx: try_current(),
+        }
+    }
+}
+
+impl<F: Future> WithLogContext for F {}
+
+/// Spawns `future` on the current tokio runtime with the current log context.
+///
+/// # Panics
+///
+/// Like `tokio::spawn`, when called outside a tokio runtime.
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future.in_current_log_context())
+}
+
+/// Runs `f` on tokio's blocking pool with the current log context.
+///
+/// # Panics
+///
+/// Like `tokio::task::spawn_blocking`, when called outside a tokio runtime.
+pub fn spawn_blocking<F, R>(f: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let ctx = try_current();
+    tokio::task::spawn_blocking(move || match ctx {
+        Some(ctx) => TASK_CONTEXT.sync_scope(ctx, f),
+        None => f(),
+    })
+}

@@ -1,0 +1,199 @@
+//! Formatters: how a record becomes one line of bytes.
+//!
+//! A [`Formatter`] writes one record as exactly one line (ending in `\n`) into a `BytesMut`.
+//! kakashi ships three:
+//!
+//! | formatter | output |
+//! |---|---|
+//! | [`Logfmt`] (the default) | `ts=2026-11-24T04:12:22.123456Z level=info logger=app msg="user logged in" user_id=42` |
+//! | [`Json`] | `{"timestamp":"2026-11-24T04:12:22.123456Z","level":"info","logger":"app","message":"user logged in","user_id":42}` |
+//! | [`Console`] | `2026-11-24T04:12:22.123456Z  INFO app: user logged in user_id=42` (colored on a terminal) |
+//!
+//! Each of them escapes what could forge a line: line feeds, carriage returns, other control
+//! characters, ANSI escape sequences, Unicode line separators and bidi overrides in messages,
+//! keys and values never reach the output raw. Timestamps are RFC 3339 in UTC with
+//! microseconds; the date and time part is cached per second and per thread.
+
+mod console;
+pub(crate) mod escape;
+mod json;
+mod logfmt;
+
+use std::cell::Cell;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, BytesMut};
+
+pub use console::{ColorMode, Console};
+pub use json::Json;
+pub use logfmt::Logfmt;
+
+use crate::record::LogRecord;
+
+/// Writes one record as one line.
+///
+/// Implementations must append exactly one line, ending in `\n` and with no other `\n` or `\r`,
+/// to `out`, and must not panic. The helpers in kakashi's own formatters are private; a custom
+/// formatter that writes user text should escape it the same way (see the module docs).
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use kakashi::format::{Formatter, Logfmt};
+/// use kakashi::{Level, Location, LogRecord};
+///
+/// static HERE: Location = Location::new("app", "src/main.rs", 1);
+/// let record = LogRecord::new(Level::Info, "app", format_args!("hello\nworld"), &HERE);
+/// let mut out = BytesMut::new();
+/// Logfmt::new().format(&record, &mut out);
+/// let line = std::str::from_utf8(&out).unwrap();
+/// assert!(line.ends_with("msg=\"hello\\nworld\"\n"));
+/// assert_eq!(line.matches('\n').count(), 1);
+/// ```
+pub trait Formatter: Send + Sync + fmt::Debug + 'static {
+    /// Appends `record` as one line to `out`.
+    fn format(&self, record: &LogRecord<'_>, out: &mut BytesMut);
+
+    /// A variant of this formatter for a destination that is (or is not) a terminal, if it
+    /// differs; the console formatter uses this to turn colors on or off.
+    fn for_destination(&self, is_terminal: bool) -> Option<Arc<dyn Formatter>> {
+        let _ = is_terminal;
+        None
+    }
+}
+
+/// Writes `t` as `2026-11-24T04:12:22.123456Z`. The part up to the seconds is cached per thread.
+pub(crate) fn write_timestamp(out: &mut BytesMut, t: SystemTime) {
+    thread_local! {
+        static CACHE: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+    }
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let micros = since.subsec_micros();
+    let prefix = CACHE
+        .try_with(|cache| {
+            let (cached_secs, prefix) = cache.get();
+            if cached_secs == secs {
+                prefix
+            } else {
+                let prefix = date_time_prefix(secs);
+                cache.set((secs, prefix));
+                prefix
+            }
+        })
+        .unwrap_or_else(|_| date_time_prefix(secs));
+    out.put_slice(&prefix);
+    let mut frac = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'Z'];
+    let mut m = micros;
+    for slot in frac[1..7].iter_mut().rev() {
+        *slot = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    out.put_slice(&frac);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` for seconds since the Unix epoch (UTC, proleptic Gregorian).
+fn date_time_prefix(secs: u64) -> [u8; 19] {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let (h, mi, s) = (rem / 3600, (rem / 60) % 60, rem % 60);
+    let mut b = [0u8; 19];
+    let year = year.clamp(0, 9999) as u64;
+    put_digits(&mut b[0..4], year);
+    b[4] = b'-';
+    put_digits(&mut b[5..7], month);
+    b[7] = b'-';
+    put_digits(&mut b[8..10], day);
+    b[10] = b'T';
+    put_digits(&mut b[11..13], h);
+    b[13] = b':';
+    put_digits(&mut b[14..16], mi);
+    b[16] = b':';
+    put_digits(&mut b[17..19], s);
+    b
+}
+
+fn put_digits(slot: &mut [u8], mut value: u64) {
+    for d in slot.iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`.
+fn civil_from_days(z: i64) -> (i64, u64, u64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Writes an unsigned integer in decimal.
+#[inline]
+pub(crate) fn write_u64(out: &mut BytesMut, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.put_slice(&buf[i..]);
+}
+
+/// Writes a signed integer in decimal.
+#[inline]
+pub(crate) fn write_i64(out: &mut BytesMut, v: i64) {
+    if v < 0 {
+        out.put_u8(b'-');
+    }
+    write_u64(out, v.unsigned_abs());
+}
+
+/// Writes a `Display` value that cannot contain characters needing escapes (numbers).
+pub(crate) fn write_plain(out: &mut BytesMut, v: impl fmt::Display) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{v}");
+}
+
+/// Keys that formatters write themselves; a field with one of these names is written as
+/// `fields.<name>` so it cannot pass for the record's own.
+pub(crate) fn is_reserved_key(key: &str) -> bool {
+    matches!(
+        key,
+        "ts" | "timestamp" | "level" | "logger" | "msg" | "message"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(&date_time_prefix(1_795_580_000), b"2026-11-25T04:13:20");
+    }
+
+    #[test]
+    fn timestamp_micros() {
+        let t = UNIX_EPOCH + std::time::Duration::from_micros(1_000_000 * 86_400 + 42);
+        let mut out = BytesMut::new();
+        write_timestamp(&mut out, t);
+        assert_eq!(&out[..], b"1970-01-02T00:00:00.000042Z");
+    }
+}

@@ -1,0 +1,94 @@
+//! The global pipeline: `init`, `try_init`, `flush` and the panic hook.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::level::Level;
+use crate::pipeline::{AsyncPipeline, Pipeline, PipelineConfig, PipelineGuard};
+
+static GLOBAL: OnceLock<Pipeline> = OnceLock::new();
+static DEFAULT: OnceLock<Pipeline> = OnceLock::new();
+
+/// The global pipeline; before `init`, a synchronous one that writes warnings and worse to
+/// stderr, so that early errors are not lost.
+pub(crate) fn pipeline() -> &'static Pipeline {
+    match GLOBAL.get() {
+        Some(p) => p,
+        None => DEFAULT.get_or_init(|| Pipeline::stderr(Level::Warn)),
+    }
+}
+
+/// Installs `config` as the global pipeline (what `info!("…")` without a logger and
+/// [`get_logger`](crate::get_logger) loggers use) and returns its guard.
+///
+/// On a tokio runtime the pipeline is async (its worker is spawned on the runtime); without one
+/// it is synchronous.
+///
+/// # Errors
+///
+/// [`Error`] if a global pipeline is already installed or a writer cannot be opened.
+///
+/// # Examples
+///
+/// ```
+/// use kakashi::{info, PipelineConfig};
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), kakashi::Error> {
+///     let _guard = kakashi::try_init(PipelineConfig::builder().build()?)?;
+///     info!("service started"; port = 8080);
+///     Ok(())
+/// }
+/// # main().unwrap();
+/// ```
+pub fn try_init(config: PipelineConfig) -> Result<PipelineGuard, Error> {
+    if GLOBAL.get().is_some() {
+        return Err(Error::already_initialized());
+    }
+    let (pipeline, guard) = AsyncPipeline::start(config)?;
+    GLOBAL
+        .set(pipeline)
+        .map_err(|_| Error::already_initialized())?;
+    Ok(guard)
+}
+
+/// Like [`try_init`], but panics on error (at startup, where that is what you want).
+///
+/// # Panics
+///
+/// If a global pipeline is already installed or a writer cannot be opened.
+pub fn init(config: PipelineConfig) -> PipelineGuard {
+    match try_init(config) {
+        Ok(guard) => guard,
+        Err(e) => panic!("kakashi::init failed: {e}"),
+    }
+}
+
+/// Installs the global pipeline from the environment: `KAKASHI_ENV` picks a
+/// [`Preset`](crate::Preset) and `KAKASHI_LEVEL` overrides its level.
+///
+/// # Errors
+///
+/// [`Error`] naming the variable when one holds a bad value, and the errors of [`try_init`].
+pub fn init_from_env() -> Result<PipelineGuard, Error> {
+    try_init(crate::preset::Preset::config_from_env()?.build()?)
+}
+
+/// Flushes the global pipeline, waiting at most two seconds for its worker. Call it before
+/// `std::process::exit`, which runs no destructors.
+pub fn flush() {
+    pipeline().flush_blocking(Duration::from_secs(2));
+}
+
+/// Installs a panic hook that logs the panic as a critical record on the global pipeline and
+/// flushes it, then runs the hook that was installed before.
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let log = crate::get_logger("panic");
+        crate::critical!(log, "{}", info);
+        flush();
+        previous(info);
+    }));
+}

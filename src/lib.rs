@@ -1,0 +1,159 @@
+//! # kakashi
+//!
+//! A tokio-native async logging runtime: structured records, request context on tokio
+//! task-locals, and a pipeline that formats on the caller, hands whole lines to a tokio task
+//! over a bounded channel, and writes them in batches with `AsyncWrite` — losing nothing by
+//! default.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use kakashi::{info, warn, get_logger, LogContext, PipelineConfig, Writer};
+//! use kakashi::format::Json;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), kakashi::Error> {
+//! #   let dir = std::env::temp_dir().join(format!("kakashi-doc-{}", std::process::id()));
+//!     let config = PipelineConfig::builder()
+//!         .formatter(Json::new())
+//! #       .writer(Writer::file(dir.join("app.log")))
+//!         .writer(Writer::stdout())
+//!         .build()?;
+//!     let _guard = kakashi::try_init(config)?; // dropping the guard flushes
+//!
+//!     let log = get_logger("app");
+//!     info!(log, "listening on {}", "127.0.0.1:3000"; workers = 4);
+//!
+//!     let ctx = LogContext::new().with_request_id("req-1").with_user_id("u-42");
+//!     kakashi::context::scope(ctx, async {
+//!         warn!(log, "slow query"; ms = 250); // carries request_id and user_id
+//!     })
+//!     .await;
+//! #   let _ = std::fs::remove_dir_all(dir);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Logger
+//!
+//! [`get_logger`] returns a named [`Logger`] on the global pipeline; [`Pipeline::logger`] one on
+//! a given pipeline. The macros [`trace!`], [`debug!`], [`info!`], [`warn!`], [`error!`] and
+//! [`critical!`] take an optional logger, a format string with arguments, and fields after a
+//! `;`: `key = value` (typed), `key = %value` (`Display`), `key = ?value` (`Debug`),
+//! `key = @error` (an error with its `source()` chain). The level check comes first and is one
+//! relaxed atomic load: a disabled call formats nothing and evaluates no field.
+//!
+//! ## Records and context
+//!
+//! A [`LogRecord`] is borrowed on the caller's stack: timestamp, [`Level`], logger name,
+//! message arguments, [`Field`]s, the current [`LogContext`], the call's [`Location`];
+//! [`OwnedLogRecord`] keeps one. A [`LogContext`] (ip, access, request id, user and session
+//! ids, service name, version, environment, custom fields) lives in a tokio task-local for
+//! async code ([`context::scope`], [`WithLogContext`], [`context::spawn`]) and in a
+//! thread-local for sync code ([`LogContext::enter`]). Nested scopes merge; the inner one wins.
+//!
+//! ## Pipeline
+//!
+//! A [`PipelineConfig`] is immutable once built: minimum level, [`Filter`]s, [`Enricher`]s, a
+//! default [`Formatter`](format::Formatter), and [`Writer`]s that may carry their own level and
+//! formatter. [`AsyncPipeline::start`] spawns the worker on the current runtime (or falls back
+//! to a [`SyncPipeline`] without one); [`AsyncPipeline::with_worker`] hands the [`Worker`] back.
+//!
+//! ```text
+//! call ─► level check ─► record ─► filters ─► enrichers + context
+//!      ─► format into a thread-local BytesMut ─► Bytes ─► mpsc::try_send
+//!      ─► worker: recv_many ─► BytesMut batch ─► AsyncWrite (file, stdout, socket, …)
+//! ```
+//!
+//! - **No allocation, no lock, no syscall on the caller** in steady state: lines are slices of
+//!   a per-thread chunk, the hand-off is `try_send`, and a busy worker drains on a tick instead
+//!   of being woken per line.
+//! - **Lossless by default**: when the queue is full the caller writes its own line
+//!   synchronously ([`Overflow::WriteInline`]); [`Overflow::Drop`] drops, counts per level,
+//!   and writes an in-band `"N records dropped"` line.
+//! - **Fallbacks**: no runtime → synchronous writer; runtime shut down or worker dropped → the
+//!   queue is drained synchronously and later records are written synchronously; a failing
+//!   writer → the error hook hears once, the lines go to the fallback writer (stderr).
+//! - **Shutdown**: [`PipelineGuard::shutdown`] in async code; dropping the guard waits a
+//!   bounded time; [`flush`] before `std::process::exit`; [`install_panic_hook`].
+//! - [`Pipeline::stats`] counts accepted, written, inline, dropped, fallback and failed lines.
+//!
+//! ## Formatters
+//!
+//! [`format::Logfmt`] (default), [`format::Json`] and [`format::Console`]. Each writes exactly
+//! one line per record: control characters, ANSI escapes, Unicode line separators and bidi
+//! overrides in messages, keys and values are escaped, never raw.
+//!
+//! ## Writers
+//!
+//! stdout, stderr, files (`O_APPEND`, parent directories created), in-memory
+//! ([`write::MemoryWriter`]), any [`write::SyncWrite`], and any `AsyncWrite` such as a
+//! `TcpStream` or `UnixStream` ([`Writer::async_writer`]).
+//!
+//! ## Setup
+//!
+//! [`init`] / [`try_init`] install the global pipeline; [`Preset`] gives development,
+//! production and testing configurations; [`init_from_env`] reads `KAKASHI_ENV` and
+//! `KAKASHI_LEVEL`.
+//!
+//! ## Feature flags
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `tower` | a tower `Layer` for axum and hyper: request context and access records |
+//!
+//! ## Minimum Rust version
+//!
+//! Rust 1.82.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod context;
+mod error;
+mod field;
+pub mod format;
+mod global;
+mod level;
+mod logger;
+mod macros;
+mod pipeline;
+mod preset;
+mod record;
+pub mod write;
+
+pub use context::{LogContext, WithLogContext};
+pub use error::{Error, ErrorKind};
+pub use field::{Field, OwnedValue, ToValue, Value};
+pub use global::{flush, init, init_from_env, install_panic_hook, try_init};
+pub use level::{Level, ParseLevelError};
+pub use logger::{get_logger, Logger};
+pub use pipeline::{
+    AsyncPipeline, Enricher, ErrorHook, Filter, Overflow, Pipeline, PipelineConfig,
+    PipelineConfigBuilder, PipelineError, PipelineGuard, Stats, SyncPipeline, Worker,
+};
+pub use preset::{testing_memory, ParsePresetError, Preset};
+pub use record::{Location, LogRecord, OwnedLogRecord, ThreadInfo};
+pub use write::Writer;
+
+/// Not public API: what the macros expand to.
+#[doc(hidden)]
+pub mod __private {
+    use std::fmt;
+
+    use crate::{Field, Level, Location};
+
+    #[inline]
+    pub fn global_enabled(level: Level) -> bool {
+        crate::global::pipeline().enabled(level)
+    }
+
+    pub fn global_log(
+        level: Level,
+        logger: &str,
+        message: fmt::Arguments<'_>,
+        fields: &[Field<'_>],
+        location: &Location,
+    ) {
+        crate::global::pipeline().log(level, logger, message, fields, location);
+    }
+}

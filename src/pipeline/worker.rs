@@ -1,0 +1,317 @@
+//! The worker task: from the queue to batches to `AsyncWrite`.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc::error::TryRecvError;
+
+use super::{Ack, Msg, Shared};
+use crate::field::{Field, Value};
+use crate::level::Level;
+use crate::record::{Location, LogRecord};
+use crate::write::{AsyncSide, BoxAsyncWrite};
+
+/// How many messages one receive takes at most.
+const RECV_LIMIT: usize = 1024;
+
+/// The pipeline's worker: drains the queue into one `BytesMut` batch per writer and writes
+/// whole batches through `AsyncWrite`.
+///
+/// [`AsyncPipeline::start`](super::AsyncPipeline::start) spawns it for you;
+/// [`AsyncPipeline::with_worker`](super::AsyncPipeline::with_worker) hands it to you to run
+/// with [`Worker::run`].
+///
+/// Dropping the worker (for example because the runtime shuts down) writes what it holds and
+/// what is still queued synchronously, closes the queue, and makes later records go through
+/// the synchronous writers: a `#[tokio::main]` that returns loses no line.
+pub struct Worker {
+    shared: Arc<Shared>,
+    sinks: Vec<WorkerSink>,
+    items: Vec<Msg>,
+    acks: Vec<Ack>,
+    batch_bytes: usize,
+    tick: Duration,
+    dropped_reported: u64,
+    finished: bool,
+}
+
+struct WorkerSink {
+    out: Option<BoxAsyncWrite>,
+    batch: BytesMut,
+    lines: u64,
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("writers", &self.sinks.len())
+            .field("batch_bytes", &self.batch_bytes)
+            .field("tick", &self.tick)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the in-band "records dropped" line says it comes from.
+static DROPPED_LOCATION: Location = Location::new("kakashi::pipeline", file!(), line!());
+
+impl Worker {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        sides: Vec<AsyncSide>,
+        batch_bytes: usize,
+        tick: Duration,
+    ) -> Self {
+        let sinks = sides
+            .into_iter()
+            .map(|side| WorkerSink {
+                out: match side {
+                    AsyncSide::Async(w) => Some(w),
+                    AsyncSide::UseSync | AsyncSide::None => None,
+                },
+                batch: BytesMut::with_capacity(batch_bytes + batch_bytes / 4),
+                lines: 0,
+            })
+            .collect();
+        Worker {
+            shared,
+            sinks,
+            items: Vec::with_capacity(RECV_LIMIT),
+            acks: Vec::new(),
+            batch_bytes,
+            tick,
+            dropped_reported: 0,
+            finished: false,
+        }
+    }
+
+    /// Runs the worker until the pipeline shuts down.
+    ///
+    /// The runtime needs its time driver (as `#[tokio::main]` and `Builder::enable_all` give
+    /// it): a busy worker waits one flush interval between drains.
+    pub async fn run(mut self) {
+        let timer = timer_available();
+        loop {
+            let received = self.receive().await;
+            if received == 0 {
+                break;
+            }
+            let mut shutdown = self.absorb().await;
+            // While lines keep coming, drain on a tick instead of being woken for each line:
+            // producers then hand off without a wake-up syscall.
+            loop {
+                self.write_all().await;
+                if shutdown {
+                    self.finish();
+                    return;
+                }
+                self.answer_acks();
+                if timer {
+                    tokio::time::sleep(self.tick).await;
+                } else {
+                    tokio::task::yield_now().await;
+                }
+                if self.try_receive() == 0 {
+                    break;
+                }
+                shutdown |= self.absorb().await;
+            }
+        }
+        self.finish();
+    }
+
+    /// Waits for at least one message; 0 means the queue is closed and empty.
+    async fn receive(&mut self) -> usize {
+        let shared = &self.shared;
+        let items = &mut self.items;
+        let Some(queue) = shared.queue.as_ref() else {
+            return 0;
+        };
+        poll_fn(|cx| {
+            let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
+            rx.poll_recv_many(cx, items, RECV_LIMIT)
+        })
+        .await
+    }
+
+    /// Takes what is queued now, without waiting.
+    fn try_receive(&mut self) -> usize {
+        let Some(queue) = self.shared.queue.as_ref() else {
+            return 0;
+        };
+        let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = 0;
+        while n < RECV_LIMIT {
+            match rx.try_recv() {
+                Ok(msg) => {
+                    self.items.push(msg);
+                    n += 1;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        n
+    }
+
+    /// Moves received lines into batches, writing any batch that is full. Returns true on a
+    /// shutdown request.
+    async fn absorb(&mut self) -> bool {
+        let mut shutdown = false;
+        let mut items = std::mem::take(&mut self.items);
+        let mut lines = 0;
+        for msg in items.drain(..) {
+            match msg {
+                Msg::Line { sink, line } => {
+                    lines += 1;
+                    let index = sink as usize;
+                    let target = &mut self.sinks[index];
+                    target.batch.extend_from_slice(&line);
+                    target.lines += 1;
+                    drop(line);
+                    if target.batch.len() >= self.batch_bytes {
+                        self.write_batch(index).await;
+                    }
+                }
+                Msg::Flush(ack) => self.acks.push(ack),
+                Msg::Shutdown(ack) => {
+                    self.acks.push(ack);
+                    shutdown = true;
+                }
+            }
+        }
+        self.items = items;
+        self.shared
+            .counters
+            .received
+            .fetch_add(lines, Ordering::Relaxed);
+        shutdown
+    }
+
+    /// Writes every non-empty batch (and the in-band dropped-records line, if any).
+    async fn write_all(&mut self) {
+        self.report_drops();
+        for index in 0..self.sinks.len() {
+            self.write_batch(index).await;
+        }
+    }
+
+    /// Writes one batch; on failure its lines go to the fallback writer.
+    async fn write_batch(&mut self, index: usize) {
+        let target = &mut self.sinks[index];
+        if target.batch.is_empty() {
+            return;
+        }
+        let lines = std::mem::take(&mut target.lines);
+        let result = match &mut target.out {
+            Some(out) => match out.write_all(&target.batch).await {
+                Ok(()) => out.flush().await,
+                Err(e) => Err(e),
+            },
+            None => self.shared.sinks[index].sync.write_lines(&target.batch),
+        };
+        let sink = &self.shared.sinks[index];
+        match result {
+            Ok(()) => {
+                self.shared
+                    .counters
+                    .written
+                    .fetch_add(lines, Ordering::Relaxed);
+                sink.failing.store(false, Ordering::Relaxed);
+            }
+            Err(error) => self.shared.write_failed(sink, error, &target.batch, lines),
+        }
+        target.batch.clear();
+    }
+
+    /// With the drop policy: adds a `"N records dropped"` line to each batch when records
+    /// were dropped since the last report.
+    fn report_drops(&mut self) {
+        let counters = &self.shared.counters;
+        let by_level: [u64; 6] =
+            [0, 1, 2, 3, 4, 5].map(|i| counters.dropped[i].load(Ordering::Relaxed));
+        let total: u64 = by_level.iter().sum();
+        if total == self.dropped_reported {
+            return;
+        }
+        let new = total - self.dropped_reported;
+        self.dropped_reported = total;
+        let fields = [
+            Field::new("dropped", Value::U64(new)),
+            Field::new("dropped_total", Value::U64(total)),
+            Field::new("dropped_trace", Value::U64(by_level[0])),
+            Field::new("dropped_debug", Value::U64(by_level[1])),
+            Field::new("dropped_info", Value::U64(by_level[2])),
+            Field::new("dropped_warn", Value::U64(by_level[3])),
+            Field::new("dropped_error", Value::U64(by_level[4])),
+            Field::new("dropped_critical", Value::U64(by_level[5])),
+        ];
+        let shared = &self.shared;
+        let write = |args: std::fmt::Arguments<'_>, sinks: &mut [WorkerSink]| {
+            let record = LogRecord::new(Level::Warn, "kakashi", args, &DROPPED_LOCATION)
+                .with_fields(&fields);
+            for (index, target) in sinks.iter_mut().enumerate() {
+                shared.sinks[index]
+                    .formatter
+                    .format(&record, &mut target.batch);
+            }
+        };
+        write(
+            format_args!("{new} records dropped: the log queue was full"),
+            &mut self.sinks,
+        );
+    }
+
+    fn answer_acks(&mut self) {
+        for ack in self.acks.drain(..) {
+            ack.send();
+        }
+    }
+
+    /// Writes what the worker holds, closes the queue and writes what is left in it; later
+    /// records go through the synchronous writers. Runs on shutdown and on drop.
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.report_drops();
+        for (index, target) in self.sinks.iter_mut().enumerate() {
+            if !target.batch.is_empty() {
+                let lines = std::mem::take(&mut target.lines);
+                self.shared.write_lines_sync(index, &target.batch, lines);
+                target.batch.clear();
+            }
+        }
+        let mut items = std::mem::take(&mut self.items);
+        for msg in items.drain(..) {
+            match msg {
+                Msg::Line { sink, line } => {
+                    self.shared
+                        .counters
+                        .received
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.shared.write_lines_sync(sink as usize, &line, 1);
+                }
+                Msg::Flush(ack) | Msg::Shutdown(ack) => self.acks.push(ack),
+            }
+        }
+        self.shared.close_and_drain();
+        self.shared.flush_writers();
+        self.answer_acks();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// True if `tokio::time` works on the current runtime (the time driver is enabled).
+fn timer_available() -> bool {
+    std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
+}

@@ -1,0 +1,378 @@
+//! Writers: where lines go.
+//!
+//! A [`Writer`] in a [`PipelineConfig`](crate::PipelineConfig) names a destination and may carry
+//! its own minimum level and formatter:
+//!
+//! | constructor | async pipeline writes with | synchronous path (no runtime, overflow, shutdown) |
+//! |---|---|---|
+//! | [`Writer::stdout`] / [`Writer::stderr`] | `tokio::io::stdout()` / `stderr()` | `std::io::stdout()` / `stderr()` |
+//! | [`Writer::file`] | `tokio::fs::File` | the same open file (`O_APPEND`) |
+//! | [`Writer::memory`] | the in-memory buffer | the in-memory buffer |
+//! | [`Writer::sync`] | your [`SyncWrite`] | your [`SyncWrite`] |
+//! | [`Writer::async_writer`] | your `AsyncWrite` (TCP, Unix socket, …) | its sync twin if given, else the fallback writer |
+//!
+//! Lines are written whole: a batch only ever holds complete lines, a file is opened with
+//! `O_APPEND` so that each `write` lands at the end in one piece, and a line written on the
+//! synchronous path is one `write` call. That is what keeps a worker and an inline writer from
+//! interleaving bytes inside a line.
+
+mod memory;
+mod stdio;
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::AsyncWrite;
+
+use crate::error::Error;
+use crate::format::Formatter;
+use crate::level::Level;
+
+pub use memory::MemoryWriter;
+pub use stdio::{StderrWriter, StdoutWriter};
+
+/// A destination that takes whole lines synchronously.
+///
+/// `write_lines` receives one or more complete lines; implementations should write them with as
+/// few calls as possible (ideally one), so that lines from several writers do not interleave.
+/// Errors are returned, never panicked on; the pipeline counts them, reports them through the
+/// error hook and sends the lines to the fallback writer.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use std::sync::{Arc, Mutex};
+/// use kakashi::write::SyncWrite;
+///
+/// /// Collects line counts, for example.
+/// #[derive(Debug, Default)]
+/// struct Counter(Mutex<usize>);
+///
+/// impl SyncWrite for Counter {
+///     fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
+///         *self.0.lock().unwrap() += lines.iter().filter(|&&b| b == b'\n').count();
+///         Ok(())
+///     }
+/// }
+/// let counter = Arc::new(Counter::default());
+/// counter.write_lines(b"a\nb\n").unwrap();
+/// assert_eq!(*counter.0.lock().unwrap(), 2);
+/// ```
+pub trait SyncWrite: Send + Sync + fmt::Debug + 'static {
+    /// Writes complete lines.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error of the destination.
+    fn write_lines(&self, lines: &[u8]) -> io::Result<()>;
+
+    /// Flushes buffered lines, if the writer buffers.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error of the destination.
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// True if the destination is a terminal (the console formatter colors only then).
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+/// A file opened for appending, written synchronously with one `write` call per batch.
+#[derive(Debug)]
+pub struct FileWriter {
+    path: PathBuf,
+    file: File,
+}
+
+impl FileWriter {
+    /// Opens (creating it and its parent directories if needed) `path` for appending.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] naming the path when a directory cannot be created or the file cannot be
+    /// opened.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::open_file(&path, e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::open_file(&path, e))?;
+        Ok(FileWriter { path, file })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn try_clone_std(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+}
+
+impl SyncWrite for FileWriter {
+    fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
+        (&self.file).write_all(lines)
+    }
+}
+
+pub(crate) type BoxAsyncWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+#[derive(Clone)]
+pub(crate) enum Target {
+    Stdout,
+    Stderr,
+    File(PathBuf),
+    Sync(Arc<dyn SyncWrite>),
+    Async {
+        writer: Arc<Mutex<Option<BoxAsyncWrite>>>,
+        twin: Option<Arc<dyn SyncWrite>>,
+        name: Arc<str>,
+    },
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Stdout => f.write_str("stdout"),
+            Target::Stderr => f.write_str("stderr"),
+            Target::File(p) => write!(f, "file {}", p.display()),
+            Target::Sync(w) => write!(f, "{w:?}"),
+            Target::Async { name, .. } => write!(f, "async writer {name}"),
+        }
+    }
+}
+
+/// A destination for lines, with an optional minimum level and formatter of its own.
+///
+/// # Examples
+///
+/// Errors to stderr as logfmt, everything to a file as JSON:
+///
+/// ```
+/// use kakashi::format::{Json, Logfmt};
+/// use kakashi::{Level, PipelineConfig, Writer};
+///
+/// # let dir = std::env::temp_dir().join("kakashi-doc-writer");
+/// let config = PipelineConfig::builder()
+///     .min_level(Level::Debug)
+///     .formatter(Json::new())
+///     .writer(Writer::stderr().min_level(Level::Error).formatter(Logfmt::new()))
+///     .writer(Writer::file(dir.join("app.log")))
+///     .build()
+///     .unwrap();
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Writer {
+    pub(crate) target: Target,
+    pub(crate) min_level: Option<Level>,
+    pub(crate) formatter: Option<Arc<dyn Formatter>>,
+}
+
+impl Writer {
+    fn new(target: Target) -> Self {
+        Writer {
+            target,
+            min_level: None,
+            formatter: None,
+        }
+    }
+
+    /// Standard output.
+    pub fn stdout() -> Self {
+        Writer::new(Target::Stdout)
+    }
+
+    /// Standard error.
+    pub fn stderr() -> Self {
+        Writer::new(Target::Stderr)
+    }
+
+    /// A file, appended to; it and its parent directories are created when the pipeline is
+    /// built (an error then names the path if that fails).
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Writer::new(Target::File(path.into()))
+    }
+
+    /// An in-memory buffer, for tests.
+    pub fn memory(buffer: &MemoryWriter) -> Self {
+        Writer::new(Target::Sync(Arc::new(buffer.clone())))
+    }
+
+    /// Any synchronous writer. On the async pipeline the worker calls it directly, so it should
+    /// not block for long.
+    pub fn sync(writer: Arc<dyn SyncWrite>) -> Self {
+        Writer::new(Target::Sync(writer))
+    }
+
+    /// Any `AsyncWrite` (a `tokio::net::TcpStream`, a `UnixStream`, …), used by the async
+    /// pipeline's worker. A config holding one can build one pipeline only: the writer moves
+    /// into it.
+    ///
+    /// Where a line must be written synchronously (the queue is full with the default overflow
+    /// policy, or no runtime is running), it goes to `twin` if one is set with
+    /// [`Writer::with_sync_twin`], else to the pipeline's fallback writer (and is counted as
+    /// written via fallback).
+    pub fn async_writer(name: &str, writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        Writer::new(Target::Async {
+            writer: Arc::new(Mutex::new(Some(Box::new(writer)))),
+            twin: None,
+            name: Arc::from(name),
+        })
+    }
+
+    /// Sets the synchronous writer for an [`async_writer`](Writer::async_writer)'s destination.
+    #[must_use]
+    pub fn with_sync_twin(mut self, twin: Arc<dyn SyncWrite>) -> Self {
+        if let Target::Async { twin: slot, .. } = &mut self.target {
+            *slot = Some(twin);
+        }
+        self
+    }
+
+    /// Only records at `level` or above reach this writer.
+    #[must_use]
+    pub fn min_level(mut self, level: Level) -> Self {
+        self.min_level = Some(level);
+        self
+    }
+
+    /// This writer's own formatter (else the pipeline's).
+    #[must_use]
+    pub fn formatter(mut self, formatter: impl Formatter) -> Self {
+        self.formatter = Some(Arc::new(formatter));
+        self
+    }
+
+    /// This writer's own formatter, shared.
+    #[must_use]
+    pub fn formatter_arc(mut self, formatter: Arc<dyn Formatter>) -> Self {
+        self.formatter = Some(formatter);
+        self
+    }
+}
+
+/// A writer opened for a pipeline: its synchronous side, and the async side the worker uses.
+pub(crate) struct Opened {
+    pub(crate) name: String,
+    pub(crate) sync: Arc<dyn SyncWrite>,
+    /// True when `sync` is the pipeline's fallback rather than the destination itself.
+    pub(crate) sync_is_fallback: bool,
+    pub(crate) is_terminal: bool,
+    pub(crate) async_writer: AsyncSide,
+}
+
+pub(crate) enum AsyncSide {
+    /// The worker writes through this.
+    Async(BoxAsyncWrite),
+    /// The worker calls the synchronous writer (in-memory and custom sync writers).
+    UseSync,
+    /// Only the synchronous pipeline will use this writer.
+    None,
+}
+
+impl Target {
+    pub(crate) fn open(
+        &self,
+        with_async: bool,
+        fallback: &Arc<dyn SyncWrite>,
+    ) -> Result<Opened, Error> {
+        let name = format!("{self:?}");
+        let opened = match self {
+            Target::Stdout => {
+                let sync = StdoutWriter::default();
+                Opened {
+                    is_terminal: sync.is_terminal(),
+                    sync: Arc::new(sync),
+                    sync_is_fallback: false,
+                    async_writer: if with_async {
+                        AsyncSide::Async(Box::new(tokio::io::stdout()))
+                    } else {
+                        AsyncSide::None
+                    },
+                    name,
+                }
+            }
+            Target::Stderr => {
+                let sync = StderrWriter::default();
+                Opened {
+                    is_terminal: sync.is_terminal(),
+                    sync: Arc::new(sync),
+                    sync_is_fallback: false,
+                    async_writer: if with_async {
+                        AsyncSide::Async(Box::new(tokio::io::stderr()))
+                    } else {
+                        AsyncSide::None
+                    },
+                    name,
+                }
+            }
+            Target::File(path) => {
+                let file = FileWriter::open(path)?;
+                let async_writer = if with_async {
+                    let std_file = file
+                        .try_clone_std()
+                        .map_err(|e| Error::open_file(path, e))?;
+                    AsyncSide::Async(Box::new(tokio::fs::File::from_std(std_file)))
+                } else {
+                    AsyncSide::None
+                };
+                Opened {
+                    is_terminal: false,
+                    sync: Arc::new(file),
+                    sync_is_fallback: false,
+                    async_writer,
+                    name,
+                }
+            }
+            Target::Sync(w) => Opened {
+                is_terminal: w.is_terminal(),
+                sync: Arc::clone(w),
+                sync_is_fallback: false,
+                async_writer: if with_async {
+                    AsyncSide::UseSync
+                } else {
+                    AsyncSide::None
+                },
+                name,
+            },
+            Target::Async { writer, twin, .. } => {
+                let async_writer = if with_async {
+                    let taken = writer.lock().ok().and_then(|mut slot| slot.take());
+                    match taken {
+                        Some(w) => AsyncSide::Async(w),
+                        None => {
+                            return Err(Error::config(format!(
+                                "{name} is already used by another pipeline (an async writer \
+                                 moves into the first pipeline built from the config)"
+                            )))
+                        }
+                    }
+                } else {
+                    AsyncSide::None
+                };
+                Opened {
+                    is_terminal: false,
+                    sync: twin.clone().unwrap_or_else(|| Arc::clone(fallback)),
+                    sync_is_fallback: twin.is_none(),
+                    async_writer,
+                    name,
+                }
+            }
+        };
+        Ok(opened)
+    }
+}

@@ -1,0 +1,46 @@
+//! Standard output and standard error.
+
+use std::io::{self, IsTerminal, Write as _};
+
+use super::SyncWrite;
+
+/// Standard output, written through `std`'s lock (one `write_all` per batch).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdoutWriter {
+    _private: (),
+}
+
+impl SyncWrite for StdoutWriter {
+    fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
+        io::stdout().lock().write_all(lines)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        io::stdout().lock().flush()
+    }
+
+    fn is_terminal(&self) -> bool {
+        io::stdout().is_terminal()
+    }
+}
+
+/// Standard error, written through `std`'s lock (one `write_all` per batch). This is the
+/// default fallback writer.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StderrWriter {
+    _private: (),
+}
+
+impl SyncWrite for StderrWriter {
+    fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
+        io::stderr().lock().write_all(lines)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        io::stderr().lock().flush()
+    }
+
+    fn is_terminal(&self) -> bool {
+        io::stderr().is_terminal()
+    }
+}
