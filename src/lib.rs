@@ -107,6 +107,7 @@
 //! Rust 1.82.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod context;
 mod error;
@@ -120,6 +121,10 @@ mod pipeline;
 mod preset;
 mod record;
 pub mod write;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 
 pub use context::{LogContext, WithLogContext};
 pub use error::{Error, ErrorKind};

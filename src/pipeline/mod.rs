@@ -161,7 +161,7 @@ impl fmt::Debug for Pipeline {
 }
 
 thread_local! {
-    static LINE_BUFFER: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    static LINE_BUFFER: RefCell<LineChunks> = RefCell::new(LineChunks::default());
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
@@ -172,18 +172,36 @@ const CHUNK_LOW_WATER: usize = 2 * 1024;
 /// Records logged from inside a writer or a formatter deeper than this go to the fallback.
 const MAX_DEPTH: u32 = 3;
 
+/// A thread's two line chunks: lines are cut from `current`; when it runs low, the chunks
+/// swap. By the time a chunk is used again, a whole chunk of lines has been logged since its
+/// last line, so the worker has normally written (and released) all of them and `reserve`
+/// reclaims the chunk in place instead of allocating a new one.
+#[derive(Default)]
+struct LineChunks {
+    current: BytesMut,
+    spare: BytesMut,
+}
+
+impl LineChunks {
+    fn buffer(&mut self) -> &mut BytesMut {
+        if self.current.capacity() < CHUNK_LOW_WATER {
+            std::mem::swap(&mut self.current, &mut self.spare);
+            self.current.reserve(CHUNK);
+        }
+        &mut self.current
+    }
+}
+
 /// Formats `record` with `formatter` into the thread's chunk and returns the line.
 ///
-/// In steady state this allocates nothing: the line is a slice of the thread's chunk, and once
-/// the worker has written every line of the chunk, the chunk is reclaimed. A formatter that logs
+/// In steady state this allocates nothing: the line is a slice of the thread's chunk, and
+/// chunks are reclaimed once the worker has written their lines. A formatter that logs
 /// (re-entrancy) gets a fresh buffer instead of a double borrow.
 fn format_line(formatter: &dyn Formatter, record: &LogRecord<'_>) -> Bytes {
     let formatted = LINE_BUFFER.try_with(|cell| {
-        let mut buf = cell.try_borrow_mut().ok()?;
-        if buf.capacity() < CHUNK_LOW_WATER {
-            buf.reserve(CHUNK);
-        }
-        formatter.format(record, &mut buf);
+        let mut chunks = cell.try_borrow_mut().ok()?;
+        let buf = chunks.buffer();
+        formatter.format(record, buf);
         Some(buf.split().freeze())
     });
     match formatted {

@@ -206,14 +206,23 @@ impl Worker {
             return;
         }
         let lines = std::mem::take(&mut target.lines);
+        let sink = &self.shared.sinks[index];
         let result = match &mut target.out {
             Some(out) => match out.write_all(&target.batch).await {
                 Ok(()) => out.flush().await,
                 Err(e) => Err(e),
             },
-            None => self.shared.sinks[index].sync.write_lines(&target.batch),
+            None => sink.sync.write_lines(&target.batch),
         };
-        let sink = &self.shared.sinks[index];
+        // The async side can fail where the destination itself is fine: tokio's blocking pool
+        // refuses work while the runtime shuts down. Give the synchronous side of the same
+        // destination a chance before the fallback.
+        let result = match result {
+            Err(_) if target.out.is_some() && !sink.sync_is_fallback => {
+                sink.sync.write_lines(&target.batch)
+            }
+            other => other,
+        };
         match result {
             Ok(()) => {
                 self.shared

@@ -1,0 +1,1 @@
+//! tower middleware for axum and hyper (feature `tower`): request context and access records.
