@@ -40,33 +40,83 @@ fn dangerous_multibyte(bytes: &[u8], i: usize) -> usize {
     }
 }
 
+/// Byte classes, looked up once per byte on the hot path.
+const KEY_OK: u8 = 1; // allowed in a bare logfmt key
+const QUOTE: u8 = 2; // forces quotes around a logfmt value
+const ESCAPE_QUOTED: u8 = 4; // escaped inside a JSON or logfmt string
+const ESCAPE_BARE: u8 = 8; // escaped in bare console text
+const MULTIBYTE: u8 = 16; // lead byte of a possibly dangerous multi-byte character
+
+const CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut class = 0;
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b':' | b'/') {
+            class |= KEY_OK;
+        }
+        if c <= b' ' || c == b'=' || c == b'"' || c == b'\\' || c == 0x7F {
+            class |= QUOTE;
+        }
+        if c < 0x20 || c == 0x7F {
+            class |= ESCAPE_QUOTED | ESCAPE_BARE;
+        }
+        if c == b'"' || c == b'\\' {
+            class |= ESCAPE_QUOTED;
+        }
+        if c == 0xC2 || c == 0xE2 {
+            class |= MULTIBYTE | QUOTE;
+        }
+        table[b] = class;
+        b += 1;
+    }
+    table
+};
+
 #[inline]
-fn needs_escape_ascii(b: u8, style: Style) -> bool {
-    b < 0x20 || b == 0x7F || (style != Style::Bare && (b == b'"' || b == b'\\'))
+fn class(b: u8) -> u8 {
+    CLASSES[b as usize]
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn push_unicode_escape(out: &mut BytesMut, c: u32) {
-    out.put_slice(b"\\u");
-    for shift in [12, 8, 4, 0] {
-        out.put_u8(HEX[((c >> shift) & 0xF) as usize]);
+    let mut esc = *b"\\u0000";
+    for (i, shift) in [12, 8, 4, 0].into_iter().enumerate() {
+        esc[2 + i] = HEX[((c >> shift) & 0xF) as usize];
     }
+    out.put_slice(&esc);
 }
 
 /// Writes `s` escaped in `style`. Returns true if anything was escaped.
 pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, style: Style) -> bool {
+    let mask = match style {
+        Style::Json | Style::Quoted => ESCAPE_QUOTED | MULTIBYTE,
+        Style::Bare => ESCAPE_BARE | MULTIBYTE,
+    };
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     let mut escaped = false;
     while i < bytes.len() {
         let b = bytes[i];
-        if b < 0x80 {
-            if !needs_escape_ascii(b, style) {
+        let cls = class(b);
+        if cls & mask == 0 {
+            i += 1;
+            continue;
+        }
+        if cls & MULTIBYTE != 0 {
+            let len = dangerous_multibyte(bytes, i);
+            if len == 0 {
                 i += 1;
                 continue;
             }
+            out.put_slice(&bytes[start..i]);
+            let c = s[i..i + len].chars().next().map_or(0xFFFD, u32::from);
+            push_unicode_escape(out, c);
+            i += len;
+        } else {
             out.put_slice(&bytes[start..i]);
             match b {
                 b'\n' => out.put_slice(b"\\n"),
@@ -76,22 +126,10 @@ pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, style: Style) -> bool {
                 b'\\' => out.put_slice(b"\\\\"),
                 _ => push_unicode_escape(out, u32::from(b)),
             }
-            escaped = true;
             i += 1;
-            start = i;
-        } else {
-            let len = dangerous_multibyte(bytes, i);
-            if len == 0 {
-                i += 1;
-                continue;
-            }
-            out.put_slice(&bytes[start..i]);
-            let c = s[i..i + len].chars().next().map_or(0xFFFD, u32::from);
-            push_unicode_escape(out, c);
-            escaped = true;
-            i += len;
-            start = i;
         }
+        escaped = true;
+        start = i;
     }
     out.put_slice(&bytes[start..]);
     escaped
@@ -99,20 +137,12 @@ pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, style: Style) -> bool {
 
 /// True if `s` must be quoted as a logfmt value.
 pub(crate) fn logfmt_needs_quotes(s: &str) -> bool {
-    s.is_empty()
-        || s.bytes()
-            .any(|b| b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7F || b >= 0x80)
-            && needs_quotes_slow(s)
-}
-
-fn needs_quotes_slow(s: &str) -> bool {
     let bytes = s.as_bytes();
-    (0..bytes.len()).any(|i| {
-        let b = bytes[i];
-        b <= b' ' || b == b'=' || b == b'"' || b == b'\\' || b == 0x7F || {
-            b >= 0x80 && dangerous_multibyte(bytes, i) > 0
-        }
-    })
+    s.is_empty()
+        || bytes.iter().enumerate().any(|(i, &b)| {
+            let cls = class(b);
+            cls & QUOTE != 0 && (cls & MULTIBYTE == 0 || dangerous_multibyte(bytes, i) > 0)
+        })
 }
 
 /// Writes a logfmt key: bytes outside `[A-Za-z0-9_.:/-]` become `_`; an empty key is `_`.
@@ -121,22 +151,17 @@ pub(crate) fn write_logfmt_key(out: &mut BytesMut, key: &str) {
         out.put_u8(b'_');
         return;
     }
-    if key.bytes().all(is_key_byte) {
+    if key.bytes().all(|b| class(b) & KEY_OK != 0) {
         out.put_slice(key.as_bytes());
         return;
     }
     for c in key.chars() {
-        if c.is_ascii() && is_key_byte(c as u8) {
+        if c.is_ascii() && class(c as u8) & KEY_OK != 0 {
             out.put_u8(c as u8);
         } else {
             out.put_u8(b'_');
         }
     }
-}
-
-#[inline]
-fn is_key_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':' | b'/')
 }
 
 /// Writes a logfmt value: bare when safe, else double-quoted and escaped.

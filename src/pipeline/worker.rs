@@ -115,10 +115,18 @@ impl Worker {
                 } else {
                     tokio::task::yield_now().await;
                 }
-                if self.try_receive() == 0 {
+                // Take everything that came in during the tick, a receive-limit at a time.
+                let mut taken = self.try_receive();
+                if taken == 0 {
                     break;
                 }
-                shutdown |= self.absorb().await;
+                loop {
+                    shutdown |= self.absorb().await;
+                    if taken < RECV_LIMIT || shutdown {
+                        break;
+                    }
+                    taken = self.try_receive();
+                }
             }
         }
         self.finish();

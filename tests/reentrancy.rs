@@ -1,0 +1,108 @@
+//! Logging from inside logging: a `Display` impl or a writer that logs must neither panic nor
+//! deadlock, and no line is lost.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use kakashi::write::{MemoryWriter, SyncWrite};
+use kakashi::{info, AsyncPipeline, Logger, PipelineConfig, SyncPipeline, Writer};
+
+/// Logs through `logger` every time it is displayed.
+struct Chatty<'a>(&'a Logger, u32);
+
+impl fmt::Display for Chatty<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        info!(self.0, "inner {}", self.1);
+        write!(f, "outer-{}", self.1)
+    }
+}
+
+#[test]
+fn a_display_impl_that_logs_on_a_sync_pipeline() {
+    let memory = MemoryWriter::new();
+    let config = PipelineConfig::builder()
+        .writer(Writer::memory(&memory))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    let log = pipeline.logger("app");
+    for i in 0..3 {
+        info!(log, "message {}", Chatty(&log, i); field = %Chatty(&log, i + 10));
+    }
+    let lines = memory.lines();
+    // Each outer record logs two inner ones first (while it is being formatted).
+    assert_eq!(lines.len(), 9, "{lines:?}");
+    assert!(lines[2].ends_with("msg=\"message outer-0\" field=outer-10"), "{lines:?}");
+    assert!(lines[0].ends_with("msg=\"inner 0\""));
+    assert!(lines[1].ends_with("msg=\"inner 10\""));
+}
+
+#[test]
+fn a_display_impl_that_logs_on_the_async_pipeline() {
+    let memory = MemoryWriter::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = PipelineConfig::builder()
+            .writer(Writer::memory(&memory))
+            .build()
+            .unwrap();
+        let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
+        let log = pipeline.logger("app");
+        for i in 0..100 {
+            info!(log, "message {}", Chatty(&log, i));
+        }
+        assert!(guard.shutdown().await);
+    });
+    let lines = memory.lines();
+    assert_eq!(lines.len(), 200);
+    assert_eq!(lines.iter().filter(|l| l.contains("msg=\"inner ")).count(), 100);
+}
+
+/// A writer that logs through its own pipeline on every write.
+#[derive(Debug)]
+struct LoggingWriter {
+    inner: MemoryWriter,
+    logger: OnceLock<Logger>,
+    writes: AtomicUsize,
+}
+
+impl SyncWrite for LoggingWriter {
+    fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        if let Some(log) = self.logger.get() {
+            info!(log, "writer saw {} bytes", lines.len());
+        }
+        self.inner.write_lines(lines)
+    }
+}
+
+#[test]
+fn a_writer_that_logs_does_not_recurse_forever() {
+    let writer = Arc::new(LoggingWriter {
+        inner: MemoryWriter::new(),
+        logger: OnceLock::new(),
+        writes: AtomicUsize::new(0),
+    });
+    let fallback = MemoryWriter::new();
+    let config = PipelineConfig::builder()
+        .writer(Writer::sync(writer.clone()))
+        .fallback(Arc::new(fallback.clone()))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    let log = pipeline.logger("app");
+    writer.logger.set(log.clone()).unwrap();
+    info!(log, "top");
+    // The chain stops at a bounded depth: the deepest record goes to the fallback writer
+    // instead of recursing again.
+    let written = writer.inner.lines();
+    let fallen = fallback.lines();
+    assert!(written.iter().any(|l| l.ends_with("msg=top")), "{written:?}");
+    assert_eq!(fallen.len(), 1, "{fallen:?}");
+    assert!(writer.writes.load(Ordering::SeqCst) <= 4);
+    let stats = pipeline.stats();
+    assert_eq!(stats.lost, 0);
+    assert_eq!(written.len() + fallen.len(), writer.writes.load(Ordering::SeqCst) + 1);
+}
