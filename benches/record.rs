@@ -61,7 +61,7 @@ fn benches(c: &mut Criterion) {
     }
 
     // The async hand-off: format on the caller, try_send to the worker, which writes to
-    // tokio::io::sink() on a 2-worker runtime.
+    // a no-op writer on a 2-worker runtime.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

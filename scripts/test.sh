@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test of the project: unit, integration (real files, real loopback HTTP server and
+# client) and doc tests, with every feature on. Needs only the Rust toolchain from
+# rust-toolchain.toml; no external service.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --all-features "$@"
