@@ -1063,7 +1063,15 @@ mod tests {
 
     #[test]
     fn trusted_proxy_parsing() {
-        for bad in ["", "10.0.0.0/", "10.0.0.0/33", "::/129", "/8", "10.0.0.0/8/8", "x"] {
+        for bad in [
+            "",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "::/129",
+            "/8",
+            "10.0.0.0/8/8",
+            "x",
+        ] {
             assert!(bad.parse::<TrustedProxy>().is_err(), "{bad}");
         }
         let all: TrustedProxy = "0.0.0.0/0".parse().unwrap();

@@ -75,14 +75,18 @@ fn task_scopes_follow_awaits_spawns_and_blocking_work() {
                     info!(log, "start");
                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                     let child_log = log.clone();
-                    context::spawn(async move { info!(child_log, "child") }).await.unwrap();
+                    context::spawn(async move { info!(child_log, "child") })
+                        .await
+                        .unwrap();
                     let blocking_log = log.clone();
                     context::spawn_blocking(move || info!(blocking_log, "blocking"))
                         .await
                         .unwrap();
                     // Not carried: a plain tokio::spawn starts without a context.
                     let plain_log = log.clone();
-                    tokio::spawn(async move { info!(plain_log, "plain") }).await.unwrap();
+                    tokio::spawn(async move { info!(plain_log, "plain") })
+                        .await
+                        .unwrap();
                     async { info!(log, "nested") }
                         .with_log_context(LogContext::new().with_user_id("u"))
                         .await;

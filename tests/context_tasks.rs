@@ -56,13 +56,18 @@ async fn context_follows_tasks_across_worker_threads() {
         hops += threads.windows(2).filter(|w| w[0] != w[1]).count();
     }
     assert!(guard.shutdown().await);
-    assert!(hops > 0, "no task ever changed threads: the test proves nothing");
+    assert!(
+        hops > 0,
+        "no task ever changed threads: the test proves nothing"
+    );
 
     let mut steps: HashMap<String, HashSet<u64>> = HashMap::new();
     let mut threads = HashSet::new();
     for line in memory.lines() {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let id = v["request_id"].as_str().expect("every record has its task's id");
+        let id = v["request_id"]
+            .as_str()
+            .expect("every record has its task's id");
         assert!(steps
             .entry(id.to_owned())
             .or_default()

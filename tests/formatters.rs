@@ -69,7 +69,7 @@ fn logfmt_fields_context_error_and_location() {
         .with_request_id("r-1")
         .with_ip("127.0.0.1")
         .with_field("tenant", "acme corp");
-    let record = LogRecord::new(Level::Error, "app::db", format_args!("rows: {}", 3), &HERE)
+    let record = LogRecord::new(Level::Error, "app::db", format_args!("rows: 3"), &HERE)
         .with_fields(&fields)
         .with_context(Some(&ctx))
         .with_timestamp(at());
@@ -103,15 +103,10 @@ fn json_plain_and_full_records() {
     let ctx = LogContext::new()
         .with_user_id("u-9")
         .with_field("attempt", 2u32);
-    let record = LogRecord::new(
-        Level::Critical,
-        "app",
-        format_args!("down {}", "now"),
-        &HERE,
-    )
-    .with_fields(&fields)
-    .with_context(Some(&ctx))
-    .with_timestamp(at());
+    let record = LogRecord::new(Level::Critical, "app", format_args!("down now"), &HERE)
+        .with_fields(&fields)
+        .with_context(Some(&ctx))
+        .with_timestamp(at());
     let line = render(&Json::new().with_location(true), &record);
     assert_eq!(
         line,

@@ -23,12 +23,17 @@ fn global_init_logs_flushes_and_refuses_a_second_init() {
         kakashi::flush();
         let lines = memory.lines();
         assert_eq!(lines.len(), 3, "{lines:?}");
-        assert!(lines[0].ends_with("level=info logger=global_setup msg=\"without a logger\" answer=42"));
+        assert!(
+            lines[0].ends_with("level=info logger=global_setup msg=\"without a logger\" answer=42")
+        );
         assert!(lines[1].ends_with("level=debug logger=app::db msg=\"with a logger\""));
         assert!(lines[2].ends_with("level=critical logger=app::db msg=\"still shown\""));
 
         let second = kakashi::try_init(Preset::Testing.builder().build().unwrap());
-        assert!(matches!(second.unwrap_err().kind(), ErrorKind::AlreadyInitialized));
+        assert!(matches!(
+            second.unwrap_err().kind(),
+            ErrorKind::AlreadyInitialized
+        ));
 
         // The panic hook logs the panic and flushes before the previous hook runs.
         kakashi::install_panic_hook();
@@ -40,8 +45,14 @@ fn global_init_logs_flushes_and_refuses_a_second_init() {
         assert!(joined.is_err());
         let lines = memory.lines();
         let panic_line = lines.last().unwrap();
-        assert!(panic_line.contains("level=critical logger=panic"), "{panic_line}");
-        assert!(panic_line.contains("boom at line\\nforged=1"), "{panic_line}");
+        assert!(
+            panic_line.contains("level=critical logger=panic"),
+            "{panic_line}"
+        );
+        assert!(
+            panic_line.contains("boom at line\\nforged=1"),
+            "{panic_line}"
+        );
         assert_eq!(lines.len(), 4);
 
         assert!(guard.shutdown().await);
@@ -64,10 +75,19 @@ fn presets_parse_and_build() {
         assert_eq!(name.parse::<Preset>().unwrap(), preset);
         preset.builder().build().unwrap();
     }
-    assert_eq!(Preset::Development.builder().build().unwrap().min_level(), Level::Debug);
-    assert_eq!(Preset::Production.builder().build().unwrap().min_level(), Level::Info);
+    assert_eq!(
+        Preset::Development.builder().build().unwrap().min_level(),
+        Level::Debug
+    );
+    assert_eq!(
+        Preset::Production.builder().build().unwrap().min_level(),
+        Level::Info
+    );
     let err = "staging".parse::<Preset>().unwrap_err().to_string();
-    assert!(err.contains("\"staging\"") && err.contains("production"), "{err}");
+    assert!(
+        err.contains("\"staging\"") && err.contains("production"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -80,14 +100,26 @@ fn environment_variables_choose_the_preset_and_level_with_clear_errors() {
 
     std::env::set_var("KAKASHI_LEVEL", "loud");
     let err = Preset::config_from_env().unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::InvalidEnv { var: "KAKASHI_LEVEL", .. }));
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::InvalidEnv {
+            var: "KAKASHI_LEVEL",
+            ..
+        }
+    ));
     let text = err.to_string();
-    assert!(text.contains("KAKASHI_LEVEL=\"loud\"") && text.contains("warn"), "{text}");
+    assert!(
+        text.contains("KAKASHI_LEVEL=\"loud\"") && text.contains("warn"),
+        "{text}"
+    );
 
     std::env::set_var("KAKASHI_LEVEL", "");
     std::env::set_var("KAKASHI_ENV", "staging");
     let text = Preset::config_from_env().unwrap_err().to_string();
-    assert!(text.contains("KAKASHI_ENV=\"staging\"") && text.contains("testing"), "{text}");
+    assert!(
+        text.contains("KAKASHI_ENV=\"staging\"") && text.contains("testing"),
+        "{text}"
+    );
 
     std::env::remove_var("KAKASHI_ENV");
     std::env::remove_var("KAKASHI_LEVEL");

@@ -34,7 +34,10 @@ fn a_display_impl_that_logs_on_a_sync_pipeline() {
     let lines = memory.lines();
     // Each outer record logs two inner ones first (while it is being formatted).
     assert_eq!(lines.len(), 9, "{lines:?}");
-    assert!(lines[2].ends_with("msg=\"message outer-0\" field=outer-10"), "{lines:?}");
+    assert!(
+        lines[2].ends_with("msg=\"message outer-0\" field=outer-10"),
+        "{lines:?}"
+    );
     assert!(lines[0].ends_with("msg=\"inner 0\""));
     assert!(lines[1].ends_with("msg=\"inner 10\""));
 }
@@ -57,7 +60,10 @@ fn a_display_impl_that_logs_on_the_async_pipeline() {
     });
     let lines = memory.lines();
     assert_eq!(lines.len(), 200);
-    assert_eq!(lines.iter().filter(|l| l.contains("msg=\"inner ")).count(), 100);
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("msg=\"inner ")).count(),
+        100
+    );
 }
 
 /// A writer that logs through its own pipeline on every write.
@@ -99,10 +105,16 @@ fn a_writer_that_logs_does_not_recurse_forever() {
     // instead of recursing again.
     let written = writer.inner.lines();
     let fallen = fallback.lines();
-    assert!(written.iter().any(|l| l.ends_with("msg=top")), "{written:?}");
+    assert!(
+        written.iter().any(|l| l.ends_with("msg=top")),
+        "{written:?}"
+    );
     assert_eq!(fallen.len(), 1, "{fallen:?}");
     assert!(writer.writes.load(Ordering::SeqCst) <= 4);
     let stats = pipeline.stats();
     assert_eq!(stats.lost, 0);
-    assert_eq!(written.len() + fallen.len(), writer.writes.load(Ordering::SeqCst) + 1);
+    assert_eq!(
+        written.len() + fallen.len(),
+        writer.writes.load(Ordering::SeqCst) + 1
+    );
 }

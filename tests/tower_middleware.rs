@@ -105,9 +105,10 @@ impl TestServer {
     async fn access_record(&self, request_id: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let found = self.records().await.into_iter().find(|r| {
-                r["logger"] == "access" && r["request_id"].as_str() == Some(request_id)
-            });
+            let found =
+                self.records().await.into_iter().find(|r| {
+                    r["logger"] == "access" && r["request_id"].as_str() == Some(request_id)
+                });
             if let Some(record) = found {
                 return record;
             }
@@ -234,8 +235,12 @@ async fn a_thousand_concurrent_requests_keep_their_own_context() {
             let mut n = w;
             while n < REQUESTS {
                 let id = format!("load-{n}");
-                let (status, echoed, body) =
-                    send(&client, &server.uri(&format!("/work/{n}")), &[id_header(&id)]).await;
+                let (status, echoed, body) = send(
+                    &client,
+                    &server.uri(&format!("/work/{n}")),
+                    &[id_header(&id)],
+                )
+                .await;
                 assert_eq!(status, StatusCode::OK);
                 assert_eq!(echoed, id);
                 assert_eq!(body, id, "the handler's context");
@@ -248,7 +253,11 @@ async fn a_thousand_concurrent_requests_keep_their_own_context() {
     }
 
     let records = server.records().await;
-    assert_eq!(records.len() as u64, REQUESTS * 4, "3 app records + 1 access record each");
+    assert_eq!(
+        records.len() as u64,
+        REQUESTS * 4,
+        "3 app records + 1 access record each"
+    );
     let mut steps: HashMap<u64, Vec<String>> = HashMap::new();
     let mut access = 0;
     for r in &records {
@@ -308,8 +317,7 @@ async fn forwarded_headers_are_ignored_unless_the_proxy_is_trusted() {
         assert_eq!(r["ip"], "127.0.0.1", "spoofed header believed: {r}");
     }
 
-    let trusting =
-        TestServer::start(|layer| layer.trust_proxy("127.0.0.1".parse().unwrap())).await;
+    let trusting = TestServer::start(|layer| layer.trust_proxy("127.0.0.1".parse().unwrap())).await;
     let cases: [(&[(&str, &str)], &str); 5] = [
         (&[("x-forwarded-for", "203.0.113.7")], "203.0.113.7"),
         (
@@ -362,8 +370,12 @@ async fn malformed_request_ids_are_replaced() {
     ];
     let mut generated = Vec::new();
     for value in &bad {
-        let (status, echoed, body) =
-            send(&client, &server.uri("/echo-id"), &[("x-request-id", value.clone())]).await;
+        let (status, echoed, body) = send(
+            &client,
+            &server.uri("/echo-id"),
+            &[("x-request-id", value.clone())],
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert!(is_generated_id(&echoed), "{value:?} gave {echoed:?}");
         // The handler saw the new id in the header and in its context.
@@ -389,7 +401,16 @@ async fn malformed_request_ids_are_replaced() {
 
     // Nothing of the rejected values reached the log.
     let text = String::from_utf8_lossy(&server.memory.contents()).into_owned();
-    for needle in ["has space", "tab", "quote", "semi", "line", "next", "bytes", &too_long] {
+    for needle in [
+        "has space",
+        "tab",
+        "quote",
+        "semi",
+        "line",
+        "next",
+        "bytes",
+        &too_long,
+    ] {
         assert!(!text.contains(needle), "{needle:?} was logged");
     }
     assert_eq!(server.records().await.len(), (bad.len() + 2) * 2);

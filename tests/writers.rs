@@ -246,3 +246,72 @@ fn eight_threads_to_one_file_async() {
         started
     });
 }
+
+#[test]
+fn filters_on_logger_prefix_level_and_field_value() {
+    let memory = MemoryWriter::new();
+    let config = PipelineConfig::builder()
+        .min_level(Level::Trace)
+        .filter(kakashi::Filter::deny_logger_prefix("noisy"))
+        .filter(kakashi::Filter::min_level(Level::Debug))
+        .filter(kakashi::Filter::new("no secrets", |r| {
+            r.field("secret").is_none()
+        }))
+        .writer(Writer::memory(&memory))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    info!(pipeline.logger("noisy::sub"), "dropped by prefix");
+    info!(pipeline.logger("noisy"), "dropped by prefix too");
+    info!(pipeline.logger("noisyish"), "kept: not a child of noisy");
+    kakashi::trace!(pipeline.logger("app"), "dropped by level");
+    info!(pipeline.logger("app"), "dropped by field"; secret = "x");
+    info!(pipeline.logger("app"), "kept"; status = 200u16);
+    let lines = memory.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("logger=noisyish"));
+
+    let memory = MemoryWriter::new();
+    let config = PipelineConfig::builder()
+        .filter(kakashi::Filter::logger_prefix("app"))
+        .filter(kakashi::Filter::field_equals("status", 200))
+        .writer(Writer::memory(&memory))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    info!(pipeline.logger("app::http"), "kept"; status = 200u16);
+    info!(pipeline.logger("app::http"), "other status"; status = 500u16);
+    info!(pipeline.logger("app::http"), "a string is not a number"; status = "200");
+    info!(pipeline.logger("db"), "other logger"; status = 200u16);
+    let lines = memory.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("msg=kept"));
+}
+
+#[test]
+fn enrichers_add_service_pid_and_thread() {
+    let memory = MemoryWriter::new();
+    let config = PipelineConfig::builder()
+        .formatter(Json::new())
+        .enricher(kakashi::Enricher::service_name("billing"))
+        .enricher(kakashi::Enricher::pid())
+        .enricher(kakashi::Enricher::thread())
+        .enricher(kakashi::Enricher::hostname())
+        .writer(Writer::memory(&memory))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    let log = pipeline.logger("app");
+    std::thread::Builder::new()
+        .name("worker-7".into())
+        .spawn(move || info!(log, "hi"))
+        .unwrap()
+        .join()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&memory.lines()[0]).unwrap();
+    assert_eq!(v["service"], "billing");
+    assert_eq!(v["pid"], std::process::id());
+    assert_eq!(v["thread"], "worker-7");
+    assert!(v["thread_id"].as_u64().unwrap() >= 1);
+    assert!(!v["host"].as_str().unwrap().is_empty());
+}

@@ -6,7 +6,9 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_escaped, write_escaped_args, EscapingWriter, Style};
 use super::logfmt::DebugAsDisplay;
-use super::{is_reserved_key, write_i64, write_plain, write_timestamp, write_u64, Formatter};
+use super::{
+    is_reserved_key, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
+};
 use crate::field::Value;
 use crate::record::LogRecord;
 
@@ -78,13 +80,7 @@ fn write_display_string(out: &mut BytesMut, value: &dyn fmt::Display) {
 
 fn write_float(out: &mut BytesMut, v: f64) {
     if v.is_finite() {
-        // `{}` never writes an exponent for f64, so the text is valid JSON as is; make
-        // integral values read back as floats.
-        let start = out.len();
-        write_plain(out, v);
-        if !out[start..].contains(&b'.') {
-            out.put_slice(b".0");
-        }
+        write_f64(out, v);
     } else {
         write_display_string(out, &v);
     }

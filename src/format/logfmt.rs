@@ -3,7 +3,9 @@
 use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_logfmt_display, write_logfmt_key, write_logfmt_str};
-use super::{is_reserved_key, write_i64, write_plain, write_timestamp, write_u64, Formatter};
+use super::{
+    is_reserved_key, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
+};
 use crate::field::Value;
 use crate::record::LogRecord;
 
@@ -61,7 +63,7 @@ pub(crate) fn write_logfmt_value(out: &mut BytesMut, value: &Value<'_>) {
         Value::U64(v) => write_u64(out, v),
         Value::I128(v) => write_plain(out, v),
         Value::U128(v) => write_plain(out, v),
-        Value::F64(v) => write_plain(out, v),
+        Value::F64(v) => write_f64(out, v),
         Value::Bool(v) => out.put_slice(if v { b"true" } else { b"false" }),
         Value::Char(c) => write_logfmt_str(out, c.encode_utf8(&mut [0; 4])),
         Value::Display(d) => write_logfmt_display(out, d),

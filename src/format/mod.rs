@@ -138,20 +138,44 @@ fn civil_from_days(z: i64) -> (i64, u64, u64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Writes an unsigned integer in decimal.
+/// Two decimal digits for each value below 100.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes an unsigned integer in decimal, two digits at a time.
 #[inline]
 pub(crate) fn write_u64(out: &mut BytesMut, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        buf[i] = b'0' + v as u8;
     }
     out.put_slice(&buf[i..]);
+}
+
+/// Writes a float in its shortest round-trip form without an exponent (`3.25`, `2.0`);
+/// non-finite values as `NaN`, `inf`, `-inf`. Integral values keep a `.0` so that they read
+/// back as floats.
+pub(crate) fn write_f64(out: &mut BytesMut, v: f64) {
+    let start = out.len();
+    write_plain(out, v);
+    if v.is_finite() && !out[start..].contains(&b'.') {
+        out.put_slice(b".0");
+    }
 }
 
 /// Writes a signed integer in decimal.
@@ -187,6 +211,28 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(&date_time_prefix(1_795_580_000), b"2026-11-25T04:13:20");
+    }
+
+    #[test]
+    fn integers_and_floats() {
+        for v in [0u64, 7, 10, 99, 100, 101, 12_345, u64::MAX] {
+            let mut out = BytesMut::new();
+            write_u64(&mut out, v);
+            assert_eq!(&out[..], v.to_string().as_bytes());
+        }
+        let mut out = BytesMut::new();
+        write_i64(&mut out, i64::MIN);
+        assert_eq!(&out[..], i64::MIN.to_string().as_bytes());
+        for (v, text) in [
+            (3.25, "3.25"),
+            (2.0, "2.0"),
+            (-0.5, "-0.5"),
+            (f64::NAN, "NaN"),
+        ] {
+            let mut out = BytesMut::new();
+            write_f64(&mut out, v);
+            assert_eq!(&out[..], text.as_bytes());
+        }
     }
 
     #[test]

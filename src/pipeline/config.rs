@@ -104,27 +104,26 @@ fn logger_in(logger: &str, prefix: &str) -> bool {
         || prefix.is_empty()
 }
 
+/// Equal when both values write the same text (so `200u16` equals `200i64`), and a string
+/// only ever equals a string.
 fn values_equal(a: &Value<'_>, b: &Value<'_>) -> bool {
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => x == y,
-        (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Null, Value::Null) => true,
-        _ => {
-            a.to_owned_value() == b.to_owned_value() || {
-                let (x, y) = (a.to_owned_value(), b.to_owned_value());
-                number_text(&x) == number_text(&y) && number_text(&x).is_some()
-            }
-        }
+        (Value::Str(_), _) | (_, Value::Str(_)) => false,
+        _ => a.to_owned_value() == b.to_owned_value() || value_text(a) == value_text(b),
     }
 }
 
-fn number_text(v: &OwnedValue) -> Option<String> {
-    match v {
-        OwnedValue::I64(n) => Some(n.to_string()),
-        OwnedValue::U64(n) => Some(n.to_string()),
-        OwnedValue::I128(n) => Some(n.to_string()),
-        OwnedValue::U128(n) => Some(n.to_string()),
-        _ => None,
+fn value_text(v: &Value<'_>) -> String {
+    match v.to_owned_value() {
+        OwnedValue::Str(s) => s.to_string(),
+        OwnedValue::I64(n) => n.to_string(),
+        OwnedValue::U64(n) => n.to_string(),
+        OwnedValue::I128(n) => n.to_string(),
+        OwnedValue::U128(n) => n.to_string(),
+        OwnedValue::F64(n) => n.to_string(),
+        OwnedValue::Bool(b) => b.to_string(),
+        OwnedValue::Null => "null".to_owned(),
     }
 }
 
