@@ -42,7 +42,7 @@
 //!   record's scheduled time; `Instant` around the logging call alone gives per-call latency
 //!   (p50, p99, p99.9, max; the two `Instant::now` calls are included).
 //!
-//! Each child run is repeated `PEERS_RUNS` times (default 3), interleaved across contenders;
+//! Each child run is repeated `PEERS_RUNS` times (default 5), interleaved across contenders;
 //! the tables show the median of each figure over the runs, and the ratio of that median to
 //! tracing-appender lossless. `PEERS_RECORDS` sets N (default 200,000).
 //!
@@ -65,7 +65,7 @@ use tokio::runtime::Runtime;
 /// Records per scenario unless `PEERS_RECORDS` says otherwise.
 const DEFAULT_RECORDS: u64 = 200_000;
 /// Runs per (contender, scenario) unless `PEERS_RUNS` says otherwise.
-const DEFAULT_RUNS: usize = 3;
+const DEFAULT_RUNS: usize = 5;
 /// Records logged (and not counted) before a scenario starts.
 const WARMUP_RECORDS: u64 = 1_000;
 /// Pause after the warm-up, so that backends start the scenario with an empty queue.
@@ -358,10 +358,13 @@ impl Scenario {
 /// Counters a contender reports after its flush (kakashi's stats, tracing's dropped lines).
 type Extras = Vec<(&'static str, u64)>;
 
+/// Flushes and stops a contender's logger; runs after the producers are done.
+type Finish = Box<dyn FnOnce(&Runtime) -> Result<Extras, String>>;
+
 /// A contender ready to log: the call, and how to flush and stop it.
 struct Started<E> {
     emitter: Arc<E>,
-    finish: Box<dyn FnOnce(&Runtime) -> Result<Extras, String>>,
+    finish: Finish,
 }
 
 fn start_kakashi(path: &Path, rt: &Runtime) -> Result<Started<KakashiEmitter>, String> {
@@ -838,21 +841,21 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
+    Some(if values.len() % 2 == 1 {
         values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
     })
 }
 
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
+    let lead = (digits.len() - 1) % 3 + 1;
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    out.push_str(&digits[..lead]);
+    for group in digits.as_bytes()[lead..].chunks(3) {
+        out.push(',');
+        out.extend(group.iter().map(|&b| char::from(b)));
     }
     out
 }
@@ -962,7 +965,7 @@ impl Results {
         let runs = self.ok(contender, scenario);
         let worst = runs.iter().map(RunResult::lost).max();
         match (self.median(contender, scenario, |r| r.lost() as f64), worst) {
-            (Some(m), Some(w)) if w == 0 => format!("{}", m as u64),
+            (Some(m), Some(0)) => format!("{}", m as u64),
             (Some(m), Some(w)) => format!("{} (worst {})", thousands(m as u64), thousands(w)),
             _ => "n/a".to_owned(),
         }
@@ -993,12 +996,22 @@ fn print_machine(records: u64, runs: u64) {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown".to_owned());
+    let clocksource =
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".to_owned());
+    let floor = timer_floor();
     println!("# kakashi peer comparison");
     println!();
     println!("- date: {}", Rfc3339(SystemTime::now()));
     println!("- nproc: {nproc} (processors in /proc/cpuinfo: {processors})");
     println!("- CPU: {model}");
-    println!("- kernel: {kernel}");
+    println!("- kernel: {kernel}, clocksource: {clocksource}");
+    println!(
+        "- timer floor (an empty call measured like the latency scenario): p50 {} ns, p99 {} ns",
+        percentile(&floor, 500),
+        percentile(&floor, 990)
+    );
     println!(
         "- build: {}",
         if cfg!(debug_assertions) {
@@ -1024,6 +1037,20 @@ fn print_machine(records: u64, runs: u64) {
          logged - records found in the file after flush, as median (worst run)"
     );
     println!();
+}
+
+/// Latencies of an empty call, measured like a logging call in the paced scenario: what the
+/// two `Instant::now` calls add to every latency figure.
+fn timer_floor() -> Vec<u64> {
+    let mut samples: Vec<u64> = (0..200_000)
+        .map(|_| {
+            let before = Instant::now();
+            std::hint::black_box(());
+            before.elapsed().as_nanos() as u64
+        })
+        .collect();
+    samples.sort_unstable();
+    samples
 }
 
 fn print_producer_table(results: &Results, scenario: Scenario, records: u64) {
