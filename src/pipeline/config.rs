@@ -17,7 +17,10 @@ use crate::write::{StderrWriter, SyncWrite, Writer};
 pub enum Overflow {
     /// The caller writes its own line synchronously to the same destination (the default):
     /// nothing is lost, memory stays bounded, and nobody waits on the worker, so it cannot
-    /// deadlock, not even on a `current_thread` runtime. The caller pays the I/O.
+    /// deadlock, not even on a `current_thread` runtime. The caller pays the I/O, and its line
+    /// can reach the destination before older lines still in the queue (each line stays whole).
+    /// For an [`async_writer`](crate::Writer::async_writer) without a sync twin, the line goes
+    /// to the fallback writer instead.
     #[default]
     WriteInline,
     /// The line is dropped and counted per level; the worker then writes an in-band
