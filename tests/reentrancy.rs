@@ -113,6 +113,7 @@ fn a_writer_that_logs_does_not_recurse_forever() {
     assert!(writer.writes.load(Ordering::SeqCst) <= 4);
     let stats = pipeline.stats();
     assert_eq!(stats.lost, 0);
+    assert_eq!(stats.accepted, stats.written + stats.written_via_fallback);
     assert_eq!(
         written.len() + fallen.len(),
         writer.writes.load(Ordering::SeqCst) + 1

@@ -386,6 +386,7 @@ impl Pipeline {
             // A writer or a Display impl that logs, again and again: keep the line, but out
             // of the loop.
             let line = format_line(&*shared.sinks[0].formatter, record);
+            shared.counters.direct.fetch_add(1, Ordering::Relaxed);
             shared.write_fallback(&line, 1);
             return;
         }
