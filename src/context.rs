@@ -240,11 +240,45 @@ pub(crate) fn with_current<R>(f: impl FnOnce(Option<&LogContext>) -> R) -> R {
     f(thread.as_deref())
 }
 
-fn merged_with_current(ctx: LogContext) -> Arc<LogContext> {
+/// `ctx` merged into the current context (its fields win), shared, ready for
+/// [`scope_shared`] and [`sync_scope_shared`].
+pub fn merge_with_current(ctx: LogContext) -> Arc<LogContext> {
     match try_current() {
         Some(outer) => Arc::new(outer.merge(&ctx)),
         None => Arc::new(ctx),
     }
+}
+
+/// Like [`scope`], with a context that is already shared: it is used as given, not merged
+/// (see [`merge_with_current`]).
+pub fn scope_shared<F: Future>(ctx: Arc<LogContext>, future: F) -> WithContext<F> {
+    WithContext {
+        inner: future,
+        ctx: Some(ctx),
+    }
+}
+
+/// Runs `f` with `ctx` as the task-local context, used as given. For code that logs on behalf
+/// of a request from outside the request's future, such as a `Drop` impl that may run inside
+/// another task.
+///
+/// # Panics
+///
+/// Like tokio's `LocalKey::sync_scope`, if called while the thread's locals are being
+/// destroyed.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use kakashi::context::{self, LogContext};
+///
+/// let ctx = Arc::new(LogContext::new().with_request_id("r-9"));
+/// let id = context::sync_scope_shared(ctx, || context::try_current().unwrap().request_id().map(str::to_owned));
+/// assert_eq!(id.as_deref(), Some("r-9"));
+/// ```
+pub fn sync_scope_shared<R>(ctx: Arc<LogContext>, f: impl FnOnce() -> R) -> R {
+    TASK_CONTEXT.sync_scope(ctx, f)
 }
 
 /// Runs `future` with `ctx` (merged into the current context) as its task-local context.
@@ -268,7 +302,7 @@ fn merged_with_current(ctx: LogContext) -> Arc<LogContext> {
 pub fn scope<F: Future>(ctx: LogContext, future: F) -> WithContext<F> {
     WithContext {
         inner: future,
-        ctx: Some(merged_with_current(ctx)),
+        ctx: Some(merge_with_current(ctx)),
     }
 }
 

@@ -35,12 +35,12 @@ pub(crate) fn pipeline() -> &'static Pipeline {
 /// use kakashi::{info, PipelineConfig};
 ///
 /// #[tokio::main]
-/// async fn main() -> Result<(), kakashi::Error> {
+/// async fn run() -> Result<(), kakashi::Error> {
 ///     let _guard = kakashi::try_init(PipelineConfig::builder().build()?)?;
 ///     info!("service started"; port = 8080);
 ///     Ok(())
 /// }
-/// # main().unwrap();
+/// run().unwrap();
 /// ```
 pub fn try_init(config: PipelineConfig) -> Result<PipelineGuard, Error> {
     if GLOBAL.get().is_some() {

@@ -103,10 +103,23 @@ impl Logger {
         self.inner.level.store(value, Ordering::Relaxed);
     }
 
-    /// Logs a record without checking the level; the macros call this after
-    /// [`enabled`](Self::enabled).
-    #[doc(hidden)]
-    pub fn __log(
+    /// Logs a record at `level` with `fields`, made at `location`, without checking the level
+    /// (call [`enabled`](Self::enabled) first). The macros expand to this; it is public for
+    /// integrations whose fields are only known at run time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::{get_logger, Field, Level, Location, Value};
+    ///
+    /// static HERE: Location = Location::new(module_path!(), file!(), line!());
+    /// let log = get_logger("integration");
+    /// if log.enabled(Level::Warn) {
+    ///     let fields = [Field::new("status", Value::U64(503))];
+    ///     log.log_at(Level::Warn, format_args!("upstream down"), &fields, &HERE);
+    /// }
+    /// ```
+    pub fn log_at(
         &self,
         level: Level,
         message: fmt::Arguments<'_>,

@@ -48,7 +48,7 @@ macro_rules! __log_logger {
         if __logger.enabled(__level) {
             static __LOCATION: $crate::Location =
                 $crate::Location::new(module_path!(), file!(), line!());
-            __logger.__log(
+            __logger.log_at(
                 __level,
                 format_args!($fmt $(, $arg)*),
                 &$crate::__fields!(@acc [] $($fields)*),

@@ -14,7 +14,7 @@
 //!    (`"METHOD /path"`, the path without its query string, which may hold secrets),
 //!    `request_id` and whatever [base context](RequestLogLayer::context) you configure. Every
 //!    record logged by the handler — and by tasks it starts with
-//!    [`context::spawn`](crate::context::spawn) — carries these fields;
+//!    [`context::spawn`] — carries these fields;
 //! 4. logs one access record per request on its [`Logger`] (default
 //!    [`get_logger("access")`](crate::get_logger)), with the request context and the fields
 //!    below, at info for 1xx–3xx, warn for 4xx and error for 5xx
@@ -364,7 +364,7 @@ struct Config {
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestLogLayer")
+        f.debug_struct("Config")
             .field("logger", &self.logger.name())
             .field("context", &self.context)
             .field("trusted_proxies", &self.trusted)
@@ -722,7 +722,7 @@ where
             .headers()
             .get(&config.header)
             .filter(|v| valid_request_id(v))
-            .and_then(|v| Some((v.to_str().ok()?.to_owned(), v.clone())));
+            .and_then(|v| Some((Arc::<str>::from(v.to_str().ok()?), v.clone())));
         let (request_id, header_value) = match given {
             Some(given) => given,
             None => {
@@ -731,7 +731,7 @@ where
                 // Downstream code that reads the header sees the id that is logged.
                 req.headers_mut()
                     .insert(config.header.clone(), value.clone());
-                (id, value)
+                (Arc::from(id), value)
             }
         };
 
@@ -752,6 +752,7 @@ where
         if let Some(ip) = ip {
             ctx = ctx.with_ip(ip.to_string());
         }
+        let ctx = context::merge_with_current(ctx);
 
         let pending = Pending {
             config: Arc::clone(&self.config),
@@ -759,11 +760,11 @@ where
             access,
             method_len,
             request_id: header_value,
-            ctx: ctx.clone(),
+            ctx: Arc::clone(&ctx),
         };
         let future = self.inner.call(req);
         ResponseFuture {
-            inner: context::scope(
+            inner: context::scope_shared(
                 ctx,
                 Access {
                     future,
@@ -868,7 +869,7 @@ struct Pending {
     method_len: usize,
     request_id: HeaderValue,
     /// For the record of a cancelled request, logged outside the request's scope.
-    ctx: LogContext,
+    ctx: Arc<LogContext>,
 }
 
 #[derive(Clone, Copy)]
@@ -920,24 +921,13 @@ impl Pending {
     }
 
     fn cancelled(self) {
-        // Dropped outside the request's scope (and maybe inside another task's): log from a
-        // future polled once in the request's context, so the record carries it all the same.
-        let ctx = self.ctx.clone();
-        let mut pending = Some(self);
-        let log = context::scope(
-            ctx,
-            std::future::poll_fn(move |_| {
-                if let Some(pending) = pending.take() {
-                    pending.log(Outcome::Cancelled);
-                }
-                Poll::Ready(())
-            }),
-        );
-        let mut log = std::pin::pin!(log);
-        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-        // Entering a task-local fails only while the thread is being torn down; a drop must not
-        // panic then.
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| log.as_mut().poll(&mut cx)));
+        // Dropped outside the request's scope (maybe inside another task's): log in the
+        // request's context all the same. Entering a task-local fails only while the thread is
+        // being torn down; a drop must not panic then.
+        let ctx = Arc::clone(&self.ctx);
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| {
+            context::sync_scope_shared(ctx, || self.log(Outcome::Cancelled))
+        }));
     }
 
     fn log(&self, outcome: Outcome) {
@@ -974,7 +964,7 @@ impl Pending {
             fields[n] = Field::new(flag, Value::Bool(true));
             n += 1;
         }
-        logger.__log(
+        logger.log_at(
             level,
             format_args!("{} {}", self.access, outcome),
             &fields[..n],

@@ -518,3 +518,16 @@ async fn query_strings_stay_out_of_the_log_and_levels_follow_the_status() {
     let text = String::from_utf8_lossy(&server.memory.contents()).into_owned();
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[test]
+fn layer_service_and_future_are_send_and_sync() {
+    type Ready = std::future::Ready<Result<axum::response::Response, std::convert::Infallible>>;
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<RequestLogLayer>();
+    send_sync::<kakashi::tower::RequestLogService<Router>>();
+    fn send<T: Send + 'static>() {}
+    // Sync as much as the inner future: axum's response body is not.
+    send::<kakashi::tower::ResponseFuture<Ready>>();
+    send_sync::<kakashi::tower::TrustedProxy>();
+    send_sync::<kakashi::tower::PeerAddr>();
+}

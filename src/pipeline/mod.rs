@@ -737,8 +737,7 @@ impl Shared {
 /// # let dir = std::env::temp_dir().join(format!("kakashi-doc-async-{}", std::process::id()));
 /// # let path = dir.join("app.log");
 /// #[tokio::main]
-/// async fn main() {
-/// #   let path = std::env::temp_dir().join(format!("kakashi-doc-async-{}", std::process::id())).join("app.log");
+/// async fn run(path: &std::path::Path) {
 ///     let config = PipelineConfig::builder().writer(Writer::file(&path)).build().unwrap();
 ///     let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
 ///     let log = pipeline.logger("app");
@@ -746,7 +745,7 @@ impl Shared {
 ///     guard.shutdown().await; // or let it drop: the drop flushes too
 /// #   assert!(std::fs::read_to_string(&path).unwrap().contains("msg=started workers=4"));
 /// }
-/// # main();
+/// run(&path);
 /// # let _ = std::fs::remove_dir_all(dir);
 /// ```
 #[derive(Debug)]
