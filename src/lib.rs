@@ -90,6 +90,13 @@
 //! ([`write::MemoryWriter`]), any [`write::SyncWrite`], and any `AsyncWrite` such as a
 //! `TcpStream` or `UnixStream` ([`Writer::async_writer`]).
 //!
+//! ## Integrations
+//!
+//! With the `tower` feature, [`tower::RequestLogLayer`](crate::tower) sets each request's
+//! context (request id, client IP, access line) for the whole request future and writes one
+//! access record per request, for axum and plain hyper servers alike; its module docs show an
+//! axum service.
+//!
 //! ## Setup
 //!
 //! [`init`] / [`try_init`] install the global pipeline; [`Preset`] gives development,
