@@ -2,12 +2,12 @@
 //! thread across `.await` points, and nested scopes merge with the inner one winning, in the
 //! records the pipeline writes.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use kakashi::format::Json;
-use kakashi::write::MemoryWriter;
-use kakashi::{context, info, AsyncPipeline, LogContext, PipelineConfig, WithLogContext, Writer};
+use kakashi::{context, info, LogContext, WithLogContext};
 
 fn thread_id() -> String {
     format!("{:?}", std::thread::current().id())
@@ -18,13 +18,7 @@ async fn context_follows_tasks_across_worker_threads() {
     const TASKS: usize = 64;
     const STEPS: usize = 40;
 
-    let memory = MemoryWriter::new();
-    let config = PipelineConfig::builder()
-        .formatter(Json::new())
-        .writer(Writer::memory(&memory))
-        .build()
-        .unwrap();
-    let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
+    let (memory, pipeline, guard) = common::json_memory_pipeline();
 
     let mut handles = Vec::new();
     for t in 0..TASKS {
@@ -81,13 +75,7 @@ async fn context_follows_tasks_across_worker_threads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_scopes_merge_inner_wins_and_spawned_tasks_inherit_the_merge() {
-    let memory = MemoryWriter::new();
-    let config = PipelineConfig::builder()
-        .formatter(Json::new())
-        .writer(Writer::memory(&memory))
-        .build()
-        .unwrap();
-    let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
+    let (memory, pipeline, guard) = common::json_memory_pipeline();
     let log = pipeline.logger("nest");
 
     let outer = LogContext::new()

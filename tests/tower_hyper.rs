@@ -1,9 +1,11 @@
 //! The tower middleware in front of a plain hyper server (no axum): the peer address comes from
 //! `with_peer_addr` or a `PeerAddr` extension, and a service error still gets an access record.
 //!
-//! hyper's `server` feature comes from axum's dev-dependency on hyper-util (`server`).
+//! hyper's `server` and hyper-util's `server`/`service` features are dev-dependencies.
 
 #![cfg(feature = "tower")]
+
+mod common;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,10 +18,8 @@ use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use kakashi::format::Json;
 use kakashi::tower::{PeerAddr, RequestLogLayer};
-use kakashi::write::MemoryWriter;
-use kakashi::{info, AsyncPipeline, Logger, PipelineConfig, Writer};
+use kakashi::{info, Logger};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -92,13 +92,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_hyper_server() {
-    let memory = MemoryWriter::new();
-    let config = PipelineConfig::builder()
-        .formatter(Json::new())
-        .writer(Writer::memory(&memory))
-        .build()
-        .unwrap();
-    let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
+    let (memory, pipeline, guard) = common::json_memory_pipeline();
     let layer = RequestLogLayer::new().logger(pipeline.logger("access"));
     let app = App {
         log: pipeline.logger("app"),

@@ -5,6 +5,8 @@
 
 #![cfg(feature = "tower")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,10 +21,9 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use kakashi::format::Json;
 use kakashi::tower::RequestLogLayer;
 use kakashi::write::MemoryWriter;
-use kakashi::{context, info, AsyncPipeline, LogContext, Logger, Pipeline, PipelineConfig, Writer};
+use kakashi::{context, info, LogContext, Logger, Pipeline};
 use serde_json::Value;
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
@@ -45,13 +46,7 @@ impl TestServer {
     /// Starts the test app on 127.0.0.1:0 with its own pipeline (JSON lines in memory) and the
     /// layer `configure` returns.
     async fn start(configure: impl FnOnce(RequestLogLayer) -> RequestLogLayer) -> TestServer {
-        let memory = MemoryWriter::new();
-        let config = PipelineConfig::builder()
-            .formatter(Json::new())
-            .writer(Writer::memory(&memory))
-            .build()
-            .unwrap();
-        let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
+        let (memory, pipeline, guard) = common::json_memory_pipeline();
         let layer = configure(
             RequestLogLayer::new()
                 .logger(pipeline.logger("access"))

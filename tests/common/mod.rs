@@ -118,3 +118,19 @@ pub fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
 }
+
+/// An async pipeline writing JSON lines to memory; call it inside a tokio runtime.
+pub fn json_memory_pipeline() -> (
+    kakashi::write::MemoryWriter,
+    kakashi::Pipeline,
+    kakashi::PipelineGuard,
+) {
+    let memory = kakashi::write::MemoryWriter::new();
+    let config = kakashi::PipelineConfig::builder()
+        .formatter(kakashi::format::Json::new())
+        .writer(kakashi::Writer::memory(&memory))
+        .build()
+        .unwrap();
+    let (pipeline, guard) = kakashi::AsyncPipeline::start(config).unwrap();
+    (memory, pipeline, guard)
+}
