@@ -55,6 +55,15 @@ pub(crate) enum Msg {
     Shutdown(Ack),
 }
 
+impl Msg {
+    /// Answers a flush or shutdown request (a line needs no answer).
+    pub(crate) fn answer(self) {
+        if let Msg::Flush(ack) | Msg::Shutdown(ack) = self {
+            ack.send();
+        }
+    }
+}
+
 /// How the worker tells a waiter that everything before the request is written.
 pub(crate) enum Ack {
     Async(tokio::sync::oneshot::Sender<()>),
@@ -72,6 +81,13 @@ impl Ack {
             }
         }
     }
+}
+
+/// Lines taken from the queue, per sink, and the requests met among them.
+struct Drained {
+    batches: Vec<(BytesMut, u64)>,
+    /// Flush and shutdown requests, in queue order.
+    requests: Vec<Msg>,
 }
 
 /// The async part of a pipeline.
@@ -529,6 +545,7 @@ impl Shared {
                             }
                             Overflow::WriteInline => {
                                 self.counters.inline.fetch_add(1, Ordering::Relaxed);
+                                self.help_drain(queue);
                                 line
                             }
                         }
@@ -614,31 +631,69 @@ impl Shared {
     pub(crate) fn close_and_drain(&self) {
         let Some(queue) = &self.queue else { return };
         queue.closed.store(true, Ordering::Release);
-        let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
-        rx.close();
-        self.drain_locked(&mut rx, true);
+        let drained = {
+            let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
+            rx.close();
+            self.take_queued(&mut rx, usize::MAX, true)
+        };
+        self.write_drained(drained)
+            .into_iter()
+            .for_each(Msg::answer);
     }
 
-    /// Writes every line in the queue synchronously, batching per sink. With `until_closed`,
-    /// also waits (briefly) for senders that hold a permit.
-    fn drain_locked(&self, rx: &mut mpsc::Receiver<Msg>, until_closed: bool) {
-        let mut batches: Vec<(BytesMut, u64)> =
-            self.sinks.iter().map(|_| (BytesMut::new(), 0)).collect();
+    /// Writes from this thread whatever is in the queue now (a flush whose worker did not
+    /// answer in time).
+    fn drain_now(&self, queue: &Queue) {
+        let drained = {
+            let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
+            self.take_queued(&mut rx, usize::MAX, false)
+        };
+        self.write_drained(drained)
+            .into_iter()
+            .for_each(Msg::answer);
+    }
+
+    /// With [`Overflow::WriteInline`], a caller that finds the queue full first writes (in one
+    /// batch) the lines queued before its own, if no one else is taking from the queue at that
+    /// moment: one write for many lines instead of one per line, and its own line lands after
+    /// the older ones. Flush and shutdown requests it meets go back into the queue, since the
+    /// worker may still hold older lines.
+    fn help_drain(&self, queue: &Queue) {
+        const HELP_LIMIT: usize = 4096;
+        let drained = match queue.rx.try_lock() {
+            Ok(mut rx) => self.take_queued(&mut rx, HELP_LIMIT, false),
+            Err(_) => return,
+        };
+        for msg in self.write_drained(drained) {
+            // The queue has room now; if it is full again, dropping the request tells its
+            // waiter that the worker did not answer, and the waiter writes the rest itself.
+            let _ = queue.tx.try_send(msg);
+        }
+    }
+
+    /// Takes up to `limit` messages from the queue. With `until_closed`, also waits (briefly)
+    /// for senders that hold a permit of a closed queue.
+    fn take_queued(
+        &self,
+        rx: &mut mpsc::Receiver<Msg>,
+        limit: usize,
+        until_closed: bool,
+    ) -> Drained {
+        let mut drained = Drained {
+            batches: self.sinks.iter().map(|_| (BytesMut::new(), 0)).collect(),
+            requests: Vec::new(),
+        };
         let mut spins = 0u32;
-        loop {
+        let mut taken = 0;
+        while taken < limit {
             match rx.try_recv() {
                 Ok(Msg::Line { sink, line }) => {
-                    self.counters.received.fetch_add(1, Ordering::Relaxed);
-                    let (batch, count) = &mut batches[sink as usize];
+                    taken += 1;
+                    let (batch, count) = &mut drained.batches[sink as usize];
                     batch.extend_from_slice(&line);
                     *count += 1;
-                    if batch.len() >= 256 * 1024 {
-                        self.write_lines_sync(sink as usize, batch, *count);
-                        batch.clear();
-                        *count = 0;
-                    }
                 }
-                Ok(Msg::Flush(ack) | Msg::Shutdown(ack)) => ack.send(),
+                Ok(request) => drained.requests.push(request),
                 Err(mpsc::error::TryRecvError::Empty) if until_closed && spins < 1000 => {
                     spins += 1;
                     std::thread::yield_now();
@@ -646,11 +701,21 @@ impl Shared {
                 Err(_) => break,
             }
         }
-        for (index, (batch, count)) in batches.iter().enumerate() {
+        self.counters
+            .received
+            .fetch_add(taken as u64, Ordering::Relaxed);
+        drained
+    }
+
+    /// Writes drained lines per sink and hands back the requests met among them, to be
+    /// answered (or re-queued) once the lines before them are written.
+    fn write_drained(&self, drained: Drained) -> Vec<Msg> {
+        for (index, (batch, count)) in drained.batches.iter().enumerate() {
             if *count > 0 {
                 self.write_lines_sync(index, batch, *count);
             }
         }
+        drained.requests
     }
 
     /// Asks the worker to flush (or shut down) and waits for its answer.
@@ -718,8 +783,7 @@ impl Shared {
             if close {
                 self.close_and_drain();
             } else {
-                let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
-                self.drain_locked(&mut rx, false);
+                self.drain_now(queue);
             }
         }
         self.flush_writers();

@@ -44,6 +44,9 @@ struct WorkerSink {
     out: Option<BoxAsyncWrite>,
     batch: BytesMut,
     lines: u64,
+    /// Set once the writer has taken the whole batch, until it is flushed: a batch handed off
+    /// is the writer's to finish, and must not be written a second time on drop.
+    handed_off: bool,
 }
 
 impl fmt::Debug for Worker {
@@ -75,6 +78,7 @@ impl Worker {
                 },
                 batch: BytesMut::with_capacity(batch_bytes + batch_bytes / 4),
                 lines: 0,
+                handed_off: false,
             })
             .collect();
         Worker {
@@ -93,39 +97,48 @@ impl Worker {
     ///
     /// The runtime needs its time driver (as `#[tokio::main]` and `Builder::enable_all` give
     /// it): a busy worker waits one flush interval between drains.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future loses nothing: received lines are always either in a batch or still
+    /// in the worker's buffer, and the drop writes both (a batch already handed to the writer
+    /// is left to it: tokio finishes file and stdio writes even while it shuts down).
     pub async fn run(mut self) {
         let timer = timer_available();
-        loop {
-            let received = self.receive().await;
-            if received == 0 {
+        'idle: loop {
+            if self.receive().await == 0 {
                 break;
             }
-            let mut shutdown = self.absorb().await;
-            // While lines keep coming, drain on a tick instead of being woken for each line:
-            // producers then hand off without a wake-up syscall.
             loop {
-                self.write_all().await;
+                // Move what was received into batches, writing each batch as it fills, until
+                // the queue is empty.
+                let mut shutdown = false;
+                loop {
+                    shutdown |= self.absorb();
+                    self.write_batches(true).await;
+                    if !self.items.is_empty() {
+                        continue;
+                    }
+                    if shutdown || self.try_receive() == 0 {
+                        break;
+                    }
+                }
+                self.report_drops();
+                self.write_batches(false).await;
                 if shutdown {
                     self.finish();
                     return;
                 }
                 self.answer_acks();
+                // While lines keep coming, drain on a tick instead of being woken for each
+                // line: producers then hand off without a wake-up syscall.
                 if timer {
                     tokio::time::sleep(self.tick).await;
                 } else {
                     tokio::task::yield_now().await;
                 }
-                // Take everything that came in during the tick, a receive-limit at a time.
-                let mut taken = self.try_receive();
-                if taken == 0 {
-                    break;
-                }
-                loop {
-                    shutdown |= self.absorb().await;
-                    if taken < RECV_LIMIT || shutdown {
-                        break;
-                    }
-                    taken = self.try_receive();
+                if self.try_receive() == 0 {
+                    continue 'idle;
                 }
             }
         }
@@ -165,25 +178,28 @@ impl Worker {
         n
     }
 
-    /// Moves received lines into batches, writing any batch that is full. Returns true on a
-    /// shutdown request.
-    async fn absorb(&mut self) -> bool {
-        let mut shutdown = false;
-        let mut items = std::mem::take(&mut self.items);
+    /// Copies received lines into their batches until one is full; what is not absorbed stays
+    /// in `items`. Nothing here awaits, so a received line is never only in a local. Returns
+    /// true on a shutdown request.
+    fn absorb(&mut self) -> bool {
+        let mut taken = 0;
         let mut lines = 0;
-        for msg in items.drain(..) {
-            match msg {
-                Msg::Line { sink, line } => {
-                    lines += 1;
-                    let index = sink as usize;
-                    let target = &mut self.sinks[index];
-                    target.batch.extend_from_slice(&line);
-                    target.lines += 1;
-                    drop(line);
-                    if target.batch.len() >= self.batch_bytes {
-                        self.write_batch(index).await;
-                    }
+        for msg in &self.items {
+            taken += 1;
+            if let Msg::Line { sink, line } = msg {
+                let target = &mut self.sinks[*sink as usize];
+                target.batch.extend_from_slice(line);
+                target.lines += 1;
+                lines += 1;
+                if target.batch.len() >= self.batch_bytes {
+                    break;
                 }
+            }
+        }
+        let mut shutdown = false;
+        for msg in self.items.drain(..taken) {
+            match msg {
+                Msg::Line { .. } => {}
                 Msg::Flush(ack) => self.acks.push(ack),
                 Msg::Shutdown(ack) => {
                     self.acks.push(ack);
@@ -191,7 +207,6 @@ impl Worker {
                 }
             }
         }
-        self.items = items;
         self.shared
             .counters
             .received
@@ -199,25 +214,26 @@ impl Worker {
         shutdown
     }
 
-    /// Writes every non-empty batch (and the in-band dropped-records line, if any).
-    async fn write_all(&mut self) {
-        self.report_drops();
+    /// Writes the non-empty batches (with `only_full`, those that reached `batch_bytes`).
+    async fn write_batches(&mut self, only_full: bool) {
         for index in 0..self.sinks.len() {
-            self.write_batch(index).await;
+            let len = self.sinks[index].batch.len();
+            if len > 0 && (!only_full || len >= self.batch_bytes) {
+                self.write_batch(index).await;
+            }
         }
     }
 
     /// Writes one batch; on failure its lines go to the fallback writer.
     async fn write_batch(&mut self, index: usize) {
         let target = &mut self.sinks[index];
-        if target.batch.is_empty() {
-            return;
-        }
-        let lines = std::mem::take(&mut target.lines);
         let sink = &self.shared.sinks[index];
         let result = match &mut target.out {
             Some(out) => match out.write_all(&target.batch).await {
-                Ok(()) => out.flush().await,
+                Ok(()) => {
+                    target.handed_off = true;
+                    out.flush().await
+                }
                 Err(e) => Err(e),
             },
             None => sink.sync.write_lines(&target.batch),
@@ -231,6 +247,7 @@ impl Worker {
             }
             other => other,
         };
+        let lines = std::mem::take(&mut target.lines);
         match result {
             Ok(()) => {
                 self.shared
@@ -242,6 +259,7 @@ impl Worker {
             Err(error) => self.shared.write_failed(sink, error, &target.batch, lines),
         }
         target.batch.clear();
+        target.handed_off = false;
     }
 
     /// With the drop policy: adds a `"N records dropped"` line to each batch when records
@@ -295,6 +313,18 @@ impl Worker {
             return;
         }
         self.finished = true;
+        for target in &mut self.sinks {
+            if target.handed_off {
+                // The writer has these bytes and finishes writing them.
+                let lines = std::mem::take(&mut target.lines);
+                self.shared
+                    .counters
+                    .written
+                    .fetch_add(lines, Ordering::Relaxed);
+                target.batch.clear();
+                target.handed_off = false;
+            }
+        }
         self.report_drops();
         for (index, target) in self.sinks.iter_mut().enumerate() {
             if !target.batch.is_empty() {
