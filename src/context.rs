@@ -230,12 +230,10 @@ pub fn try_current() -> Option<Arc<LogContext>> {
 
 /// Calls `f` with a borrow of the current context, without cloning it. The logging path uses
 /// this.
-pub(crate) fn with_current<R>(f: impl FnOnce(Option<&LogContext>) -> R) -> R {
-    let mut f = Some(f);
-    if let Ok(result) = TASK_CONTEXT.try_with(|ctx| (f.take().expect("called once"))(Some(ctx))) {
+pub(crate) fn with_current<R>(mut f: impl FnMut(Option<&LogContext>) -> R) -> R {
+    if let Ok(result) = TASK_CONTEXT.try_with(|ctx| f(Some(ctx))) {
         return result;
     }
-    let f = f.take().expect("not called yet");
     let thread = thread_current();
     f(thread.as_deref())
 }

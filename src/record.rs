@@ -62,7 +62,7 @@ impl ThreadInfo {
     }
 
     /// Calls `f` with the current thread's info (cached per thread).
-    pub fn with_current<R>(f: impl FnOnce(&ThreadInfo) -> R) -> R {
+    pub fn with_current<R>(mut f: impl FnMut(&ThreadInfo) -> R) -> R {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         thread_local! {
             static CURRENT: RefCell<Option<ThreadInfo>> = const { RefCell::new(None) };
@@ -73,20 +73,14 @@ impl ThreadInfo {
                 name: std::thread::current().name().map(Arc::from),
             }
         }
-        let mut f = Some(f);
-        let done = CURRENT.try_with(|slot| {
-            let slot = slot.try_borrow_mut();
-            match slot {
-                Ok(mut slot) => {
-                    let info = slot.get_or_insert_with(make);
-                    Some((f.take().expect("once"))(info))
-                }
-                Err(_) => None,
-            }
+        let cached = CURRENT.try_with(|slot| {
+            let mut slot = slot.try_borrow_mut().ok()?;
+            Some(f(slot.get_or_insert_with(make)))
         });
-        match done {
-            Ok(Some(r)) => r,
-            _ => (f.take().expect("once"))(&make()),
+        match cached {
+            Ok(Some(result)) => result,
+            // Thread-locals gone (thread exit) or borrowed (re-entrancy): a one-off info.
+            _ => f(&make()),
         }
     }
 }
