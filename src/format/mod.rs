@@ -167,15 +167,64 @@ pub(crate) fn write_u64(out: &mut BytesMut, mut v: u64) {
     out.put_slice(&buf[i..]);
 }
 
-/// Writes a float in its shortest round-trip form without an exponent (`3.25`, `2.0`);
-/// non-finite values as `NaN`, `inf`, `-inf`. Integral values keep a `.0` so that they read
-/// back as floats.
+/// Writes a float so that it reads back as the same `f64`, without an exponent (`3.25`,
+/// `2.0`); non-finite values as `NaN`, `inf`, `-inf`. Integral values keep a `.0` so that they
+/// read back as floats.
 pub(crate) fn write_f64(out: &mut BytesMut, v: f64) {
-    let start = out.len();
-    write_plain(out, v);
-    if v.is_finite() && !out[start..].contains(&b'.') {
-        out.put_slice(b".0");
+    if !write_short_decimal(out, v) {
+        let start = out.len();
+        write_plain(out, v);
+        if v.is_finite() && !out[start..].contains(&b'.') {
+            out.put_slice(b".0");
+        }
     }
+}
+
+/// The fast path of [`write_f64`] for values with at most six decimals and at most 15
+/// digits (latencies, ratios, prices): the fewest decimals `k` for which `n / 10^k`, with
+/// `n` the nearest integer to `v * 10^k`, is `v` again. Division is correctly rounded, so that
+/// test is exactly "the decimal text `n·10^-k` parses back to `v`"; the text is the one
+/// `Display` writes (the tests compare them). Returns false (writing nothing) for other
+/// values, which take the general path.
+fn write_short_decimal(out: &mut BytesMut, v: f64) -> bool {
+    const POWERS: [f64; 7] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
+    const INT_POWERS: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+    let magnitude = v.abs();
+    if !(magnitude < 1e15) {
+        return false;
+    }
+    for (k, power) in POWERS.iter().enumerate() {
+        let n = (magnitude * power).round();
+        // Below 2^52, decimals with `k` digits lie further apart than the doubles near `v`,
+        // so at most one of them reads back as `v`: the one this finds, which is also the
+        // one `Display` writes.
+        if n >= 4_503_599_627_370_496.0 {
+            return false;
+        }
+        if n / power != magnitude {
+            continue;
+        }
+        let n = n as u64;
+        if v.is_sign_negative() {
+            out.put_u8(b'-');
+        }
+        write_u64(out, n / INT_POWERS[k]);
+        out.put_u8(b'.');
+        if k == 0 {
+            out.put_u8(b'0');
+        } else {
+            let frac = n % INT_POWERS[k];
+            let mut digits = [b'0'; 6];
+            let mut rest = frac;
+            for d in digits[..k].iter_mut().rev() {
+                *d = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            out.put_slice(&digits[..k]);
+        }
+        return true;
+    }
+    false
 }
 
 /// Writes a signed integer in decimal.
@@ -227,11 +276,54 @@ mod tests {
             (3.25, "3.25"),
             (2.0, "2.0"),
             (-0.5, "-0.5"),
+            (-0.0, "-0.0"),
+            (0.1, "0.1"),
+            (0.000_001, "0.000001"),
+            (1e-7, "0.0000001"),
+            (123_456.789, "123456.789"),
+            (1e15, "1000000000000000.0"),
             (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-inf"),
         ] {
             let mut out = BytesMut::new();
             write_f64(&mut out, v);
-            assert_eq!(&out[..], text.as_bytes());
+            assert_eq!(std::str::from_utf8(&out).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn floats_read_back_exactly_and_match_display() {
+        // A deterministic spread of values: short decimals, arbitrary doubles, tiny and huge.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match i % 5 {
+                0 => (x % 10_000_000) as f64 / 1_000.0,
+                1 => f64::from_bits(x),
+                2 => (x % 1_000_000) as f64 * 1e-9,
+                3 => (x % 1_000_000_000_000) as f64 / 1e6 * if i % 2 == 0 { -1.0 } else { 1.0 },
+                _ => x as f64,
+            };
+            if !v.is_finite() {
+                continue;
+            }
+            let mut out = BytesMut::new();
+            write_f64(&mut out, v);
+            let text = std::str::from_utf8(&out).unwrap();
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                v.to_bits(),
+                "{v:?} -> {text}"
+            );
+            let display = v.to_string();
+            let expected = if display.contains('.') {
+                display
+            } else {
+                display + ".0"
+            };
+            assert_eq!(text, expected, "{v:?}");
         }
     }
 
