@@ -190,7 +190,7 @@ fn write_short_decimal(out: &mut BytesMut, v: f64) -> bool {
     const POWERS: [f64; 7] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
     const INT_POWERS: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
     let magnitude = v.abs();
-    if !(magnitude < 1e15) {
+    if !v.is_finite() || magnitude >= 1e15 {
         return false;
     }
     for (k, power) in POWERS.iter().enumerate() {
