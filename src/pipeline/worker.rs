@@ -4,11 +4,11 @@ use std::fmt;
 use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc::error::TryRecvError;
 
 use super::{Ack, Msg, Shared};
 use crate::field::{Field, Value};
@@ -119,7 +119,7 @@ impl Worker {
                     if !self.items.is_empty() {
                         continue;
                     }
-                    if shutdown || self.try_receive() == 0 {
+                    if shutdown || self.try_receive().await == 0 {
                         break;
                     }
                 }
@@ -137,7 +137,7 @@ impl Worker {
                 } else {
                     tokio::task::yield_now().await;
                 }
-                if self.try_receive() == 0 {
+                if self.try_receive().await == 0 {
                     continue 'idle;
                 }
             }
@@ -159,23 +159,24 @@ impl Worker {
         .await
     }
 
-    /// Takes what is queued now, without waiting.
-    fn try_receive(&mut self) -> usize {
-        let Some(queue) = self.shared.queue.as_ref() else {
+    /// Takes what is queued now, without waiting: 0 when nothing is ready (or the queue is
+    /// closed). Polls rather than `try_recv`, which parks the thread while a producer is
+    /// half-way through a send; this runs on a runtime thread.
+    async fn try_receive(&mut self) -> usize {
+        let shared = &self.shared;
+        let items = &mut self.items;
+        let Some(queue) = shared.queue.as_ref() else {
             return 0;
         };
-        let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut n = 0;
-        while n < RECV_LIMIT {
-            match rx.try_recv() {
-                Ok(msg) => {
-                    self.items.push(msg);
-                    n += 1;
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        poll_fn(|cx| {
+            let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
+            match rx.poll_recv_many(cx, items, RECV_LIMIT) {
+                Poll::Ready(n) => Poll::Ready(n),
+                // Registered our waker: a later send wakes us early at worst.
+                Poll::Pending => Poll::Ready(0),
             }
-        }
-        n
+        })
+        .await
     }
 
     /// Copies received lines into their batches until one is full; what is not absorbed stays
