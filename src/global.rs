@@ -88,7 +88,7 @@ pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(move |info| {
         let log = crate::get_logger("panic");
         crate::critical!(log, "{}", info);
-        flush();
+        pipeline().flush_in_panic_hook(Duration::from_secs(2));
         previous(info);
     }));
 }

@@ -119,3 +119,33 @@ fn a_writer_that_logs_does_not_recurse_forever() {
         writer.writes.load(Ordering::SeqCst) + 1
     );
 }
+
+#[test]
+fn a_display_impl_that_panics_leaves_no_half_line_behind() {
+    struct Boom;
+    impl fmt::Display for Boom {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("half a line")?;
+            panic!("display failed");
+        }
+    }
+    let memory = MemoryWriter::new();
+    let config = PipelineConfig::builder()
+        .writer(Writer::memory(&memory))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    let log = pipeline.logger("app");
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        info!(log, "before {}", Boom);
+    }));
+    assert!(caught.is_err());
+    info!(log, "next");
+    let lines = memory.lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].ends_with("level=info logger=app msg=next"),
+        "{lines:?}"
+    );
+    assert!(!lines[0].contains("half"));
+}

@@ -217,6 +217,9 @@ fn format_line(formatter: &dyn Formatter, record: &LogRecord<'_>) -> Bytes {
     let formatted = LINE_BUFFER.try_with(|cell| {
         let mut chunks = cell.try_borrow_mut().ok()?;
         let buf = chunks.buffer();
+        // Empty unless a formatter (a `Display` impl) panicked half-way through a line last
+        // time: that half must not become the start of this line.
+        buf.clear();
         formatter.format(record, buf);
         Some(buf.split().freeze())
     });
@@ -484,13 +487,19 @@ impl Pipeline {
     /// not written by then is written from this thread. For paths that end in
     /// `std::process::exit`, panic hooks and `Drop` impls.
     pub fn flush_blocking(&self, timeout: Duration) {
-        self.shared.wait_for_worker(timeout, false);
+        self.shared.wait_for_worker(timeout, false, true);
     }
 
     /// Closes the async part: waits (at most `timeout`) for the worker to write what is queued
     /// and stop; later records are written synchronously.
     pub(crate) fn close_blocking(&self, timeout: Duration) {
-        self.shared.wait_for_worker(timeout, true);
+        self.shared.wait_for_worker(timeout, true, true);
+    }
+
+    /// A flush for panic hooks: never calls `block_in_place` (which can itself panic, and a
+    /// panic inside a panic hook aborts), and waits at most 200 ms on a runtime thread.
+    pub(crate) fn flush_in_panic_hook(&self, timeout: Duration) {
+        self.shared.wait_for_worker(timeout, false, false);
     }
 
     pub(crate) async fn shutdown(&self, deadline: Duration) -> bool {
@@ -754,7 +763,7 @@ impl Shared {
         acked
     }
 
-    fn wait_for_worker(&self, timeout: Duration, close: bool) {
+    fn wait_for_worker(&self, timeout: Duration, close: bool, may_move_runtime: bool) {
         let Some(queue) = &self.queue else {
             self.flush_writers();
             return;
@@ -771,11 +780,16 @@ impl Shared {
             .map(|h| h.runtime_flavor());
         let acked = match flavor {
             None => self.request_and_wait(queue, timeout, close),
-            Some(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            Some(tokio::runtime::RuntimeFlavor::MultiThread) if may_move_runtime => {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     tokio::task::block_in_place(|| self.request_and_wait(queue, timeout, close))
                 }))
                 .unwrap_or(false)
+            }
+            // Without moving the runtime off this thread, the worker task may be queued right
+            // here: wait briefly, then write from here.
+            Some(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                self.request_and_wait(queue, timeout.min(Duration::from_millis(200)), close)
             }
             Some(_) => false,
         };
