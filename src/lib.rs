@@ -65,11 +65,12 @@
 //!      ─► worker: recv_many ─► BytesMut batch ─► AsyncWrite (file, stdout, socket, …)
 //! ```
 //!
-//! - **No allocation, no lock, no syscall on the caller** in steady state: lines are slices of
-//!   a per-thread chunk, the hand-off is `try_send`, and a busy worker drains on a tick instead
-//!   of being woken per line.
-//! - **Lossless by default**: when the queue is full the caller writes its own line
-//!   synchronously ([`Overflow::WriteInline`]); [`Overflow::Drop`] drops, counts per level,
+//! - **No per-record allocation, no lock, no syscall on the caller** while the worker keeps up:
+//!   lines are slices of a reclaimed per-thread chunk, the hand-off is `try_send`, and a busy
+//!   worker drains on a tick instead of being woken per line. (tokio's channel itself grows by
+//!   a 32-slot block when the worker is more than a few blocks behind.)
+//! - **Lossless by default**: when the queue is full the caller writes the queued lines and
+//!   then its own synchronously ([`Overflow::WriteInline`]); [`Overflow::Drop`] drops, counts per level,
 //!   and writes an in-band `"N records dropped"` line.
 //! - **Fallbacks**: no runtime → synchronous writer; runtime shut down or worker dropped → the
 //!   queue is drained synchronously and later records are written synchronously; a failing
