@@ -70,8 +70,8 @@
 //!   worker drains on a tick instead of being woken per line. (tokio's channel itself grows by
 //!   a 32-slot block when the worker is more than a few blocks behind.)
 //! - **Lossless by default**: when the queue is full the caller writes the queued lines and
-//!   then its own synchronously ([`Overflow::WriteInline`]); [`Overflow::Drop`] drops, counts per level,
-//!   and writes an in-band `"N records dropped"` line.
+//!   then its own synchronously ([`Overflow::WriteInline`]); [`Overflow::Drop`] drops, counts
+//!   per level, and writes an in-band `"N records dropped"` line.
 //! - **Fallbacks**: no runtime → synchronous writer; runtime shut down or worker dropped → the
 //!   queue is drained synchronously and later records are written synchronously; a failing
 //!   writer → the error hook hears once, the lines go to the fallback writer (stderr).
