@@ -17,10 +17,12 @@ use crate::write::{StderrWriter, SyncWrite, Writer};
 pub enum Overflow {
     /// The caller writes its own line synchronously to the same destination (the default):
     /// nothing is lost, memory stays bounded, and nobody waits on the worker, so it cannot
-    /// deadlock, not even on a `current_thread` runtime. The caller pays the I/O, and its line
-    /// can reach the destination before older lines still in the queue (each line stays whole).
-    /// For an [`async_writer`](crate::Writer::async_writer) without a sync twin, the line goes
-    /// to the fallback writer instead.
+    /// deadlock, not even on a `current_thread` runtime. The caller pays the I/O. If no other
+    /// thread is taking from the queue at that moment, it first writes the queued lines (up to
+    /// 4,096, in one batch per writer) so that they precede its own; otherwise its line can
+    /// reach the destination before older queued lines (each line stays whole). For an
+    /// [`async_writer`](crate::Writer::async_writer) without a sync twin, these lines go to the
+    /// fallback writer instead.
     #[default]
     WriteInline,
     /// The line is dropped and counted per level; the worker then writes an in-band
