@@ -20,9 +20,9 @@ pub enum Overflow {
     /// deadlock, not even on a `current_thread` runtime. The caller pays the I/O. If no other
     /// thread is taking from the queue at that moment, it first writes the queued lines (up to
     /// 4,096, in one batch per writer) so that they precede its own; otherwise its line can
-    /// reach the destination before older queued lines (each line stays whole). For an
-    /// [`async_writer`](crate::Writer::async_writer) without a sync twin, these lines go to the
-    /// fallback writer instead.
+    /// reach the destination before older queued lines (each line stays whole). With an
+    /// [`async_writer`](crate::Writer::async_writer) that has no sync twin, the caller's own
+    /// line goes to the fallback writer instead, and queued lines are left to the worker.
     #[default]
     WriteInline,
     /// The line is dropped and counted per level; the worker then writes an in-band

@@ -669,6 +669,11 @@ impl Shared {
     /// worker may still hold older lines.
     fn help_drain(&self, queue: &Queue) {
         const HELP_LIMIT: usize = 4096;
+        // A writer with no synchronous side (a socket) would see its queued lines diverted
+        // to the fallback: leave them to the worker.
+        if self.sinks.iter().any(|sink| sink.sync_is_fallback) {
+            return;
+        }
         let drained = match queue.rx.try_lock() {
             Ok(mut rx) => self.take_queued(&mut rx, HELP_LIMIT, false),
             Err(_) => return,
