@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 
-use super::escape::{write_escaped_args, write_logfmt_key, Style};
+use super::escape::{write_escaped, write_escaped_args, write_logfmt_key, Style};
 use super::logfmt::write_logfmt_value;
-use super::{write_timestamp, Formatter};
+use super::{write_timestamp, write_u64, Formatter};
 use crate::field::Value;
 use crate::level::Level;
 use crate::record::LogRecord;
@@ -121,7 +121,7 @@ impl Formatter for Console {
             out.put_slice(RESET);
         }
         out.put_u8(b' ');
-        crate::format::escape::write_escaped(out, record.logger(), Style::Bare);
+        write_escaped(out, record.logger(), Style::Bare);
         out.put_slice(b": ");
         write_escaped_args(out, record.message(), Style::Bare);
         let mut pair = |key: &str, value: &Value<'_>| {
@@ -148,11 +148,11 @@ impl Formatter for Console {
                 out.put_slice(DIM);
             }
             out.put_slice(b" at ");
-            crate::format::escape::write_escaped(out, loc.module(), Style::Bare);
+            write_escaped(out, loc.module(), Style::Bare);
             out.put_slice(b" (");
-            crate::format::escape::write_escaped(out, loc.file(), Style::Bare);
+            write_escaped(out, loc.file(), Style::Bare);
             out.put_u8(b':');
-            super::write_u64(out, u64::from(loc.line()));
+            write_u64(out, u64::from(loc.line()));
             out.put_u8(b')');
             if color {
                 out.put_slice(RESET);

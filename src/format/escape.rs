@@ -89,8 +89,8 @@ fn push_unicode_escape(out: &mut BytesMut, c: u32) {
     out.put_slice(&esc);
 }
 
-/// Writes `s` escaped in `style`. Returns true if anything was escaped.
-pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, style: Style) -> bool {
+/// Writes `s` escaped in `style`.
+pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, style: Style) {
     let mask = match style {
         Style::Json | Style::Quoted => ESCAPE_QUOTED | MULTIBYTE,
         Style::Bare => ESCAPE_BARE | MULTIBYTE,
@@ -98,7 +98,6 @@ pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, style: Style) -> bool {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
-    let mut escaped = false;
     while i < bytes.len() {
         let b = bytes[i];
         let cls = class(b);
@@ -128,11 +127,9 @@ pub(crate) fn write_escaped(out: &mut BytesMut, s: &str, style: Style) -> bool {
             }
             i += 1;
         }
-        escaped = true;
         start = i;
     }
     out.put_slice(&bytes[start..]);
-    escaped
 }
 
 /// True if `s` must be quoted as a logfmt value.
