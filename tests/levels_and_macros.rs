@@ -1,11 +1,10 @@
 //! Level parsing, the macros' forms, and what a disabled call does not do.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kakashi::write::MemoryWriter;
-use kakashi::{
-    critical, debug, error, info, trace, warn, Level, PipelineConfig, SyncPipeline, Writer,
-};
+use kakashi::{critical, debug, error, info, trace, warn, Level};
 
 #[test]
 fn levels_parse_by_name_alias_and_number() {
@@ -48,20 +47,9 @@ fn bad_levels_name_the_input_and_the_accepted_values() {
     assert_eq!(long.parse::<Level>().unwrap_err().input().len(), 64);
 }
 
-fn memory_pipeline(level: Level) -> (kakashi::Pipeline, kakashi::PipelineGuard, MemoryWriter) {
-    let memory = MemoryWriter::new();
-    let config = PipelineConfig::builder()
-        .min_level(level)
-        .writer(Writer::memory(&memory))
-        .build()
-        .unwrap();
-    let (pipeline, guard) = SyncPipeline::start(config).unwrap();
-    (pipeline, guard, memory)
-}
-
 #[test]
 fn a_disabled_call_formats_nothing_and_evaluates_no_field() {
-    let (pipeline, _guard, memory) = memory_pipeline(Level::Warn);
+    let (pipeline, _guard, memory) = common::memory_sync_pipeline(Level::Warn);
     let log = pipeline.logger("app");
     let evaluated = AtomicUsize::new(0);
     let count = || {
@@ -93,7 +81,7 @@ fn a_disabled_call_formats_nothing_and_evaluates_no_field() {
 
 #[test]
 fn macro_forms_and_typed_fields() {
-    let (pipeline, _guard, memory) = memory_pipeline(Level::Trace);
+    let (pipeline, _guard, memory) = common::memory_sync_pipeline(Level::Trace);
     let log = pipeline.logger("svc");
     let name = String::from("ann");
     let maybe: Option<u8> = None;
@@ -126,7 +114,7 @@ fn macro_forms_and_typed_fields() {
 
 #[test]
 fn logger_levels_change_at_runtime_and_are_shared_by_clones() {
-    let (pipeline, _guard, memory) = memory_pipeline(Level::Info);
+    let (pipeline, _guard, memory) = common::memory_sync_pipeline(Level::Info);
     let log = pipeline.logger("db");
     let clone = log.clone();
     assert!(!log.enabled(Level::Debug));

@@ -1,13 +1,15 @@
 //! Logging from inside logging: a `Display` impl or a writer that logs must neither panic nor
 //! deadlock, and no line is lost.
 
+mod common;
+
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use kakashi::write::{MemoryWriter, SyncWrite};
-use kakashi::{info, AsyncPipeline, Logger, PipelineConfig, SyncPipeline, Writer};
+use kakashi::{info, AsyncPipeline, Level, Logger, PipelineConfig, SyncPipeline, Writer};
 
 /// Logs through `logger` every time it is displayed.
 struct Chatty<'a>(&'a Logger, u32);
@@ -21,12 +23,7 @@ impl fmt::Display for Chatty<'_> {
 
 #[test]
 fn a_display_impl_that_logs_on_a_sync_pipeline() {
-    let memory = MemoryWriter::new();
-    let config = PipelineConfig::builder()
-        .writer(Writer::memory(&memory))
-        .build()
-        .unwrap();
-    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    let (pipeline, _guard, memory) = common::memory_sync_pipeline(Level::Info);
     let log = pipeline.logger("app");
     for i in 0..3 {
         info!(log, "message {}", Chatty(&log, i); field = %Chatty(&log, i + 10));
@@ -129,12 +126,7 @@ fn a_display_impl_that_panics_leaves_no_half_line_behind() {
             panic!("display failed");
         }
     }
-    let memory = MemoryWriter::new();
-    let config = PipelineConfig::builder()
-        .writer(Writer::memory(&memory))
-        .build()
-        .unwrap();
-    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    let (pipeline, _guard, memory) = common::memory_sync_pipeline(Level::Info);
     let log = pipeline.logger("app");
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         info!(log, "before {}", Boom);

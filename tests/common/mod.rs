@@ -134,3 +134,21 @@ pub fn json_memory_pipeline() -> (
     let (pipeline, guard) = kakashi::AsyncPipeline::start(config).unwrap();
     (memory, pipeline, guard)
 }
+
+/// A synchronous logfmt pipeline at `level` writing to memory.
+pub fn memory_sync_pipeline(
+    level: kakashi::Level,
+) -> (
+    kakashi::Pipeline,
+    kakashi::PipelineGuard,
+    kakashi::write::MemoryWriter,
+) {
+    let memory = kakashi::write::MemoryWriter::new();
+    let config = kakashi::PipelineConfig::builder()
+        .min_level(level)
+        .writer(kakashi::Writer::memory(&memory))
+        .build()
+        .unwrap();
+    let (pipeline, guard) = kakashi::SyncPipeline::start(config).unwrap();
+    (pipeline, guard, memory)
+}
