@@ -85,7 +85,7 @@ fn benches(c: &mut Criterion) {
     });
     drop(guard);
     let stats = pipeline.stats();
-    assert_eq!(stats.lost, 0);
+    assert_eq!(stats.failed, 0);
     eprintln!(
         "async hand-off: {} lines accepted, {} written inline because the queue was full",
         stats.accepted, stats.written_inline

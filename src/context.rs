@@ -6,8 +6,10 @@
 //!
 //! There are two scopes:
 //!
-//! - **tokio task-locals** for async code: [`scope`], the [`WithLogContext`] future extension and
-//!   the [`spawn`] / [`spawn_blocking`] helpers, which carry the current context into new tasks;
+//! - **a task-local scope** for async code: [`scope`], the [`WithLogContext`] future extension
+//!   and the [`spawn`] / [`spawn_blocking`] helpers, which carry the current context into new
+//!   tasks. Like a tokio `task_local!`, the context travels with the future and is current
+//!   while the future is polled and while it is dropped;
 //! - **a thread-local scope** for synchronous code: [`LogContext::enter`] and [`sync_scope`].
 //!
 //! A task-local context wins over a thread-local one. Nested scopes merge: the inner scope's
@@ -33,6 +35,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -188,10 +191,14 @@ impl LogContext {
 
 thread_local! {
     static THREAD_CONTEXT: RefCell<Option<Arc<LogContext>>> = const { RefCell::new(None) };
-}
 
-tokio::task_local! {
-    static TASK_CONTEXT: Arc<LogContext>;
+    /// The context of the task-local scope being polled (or dropped) on this thread. It works
+    /// like a tokio `task_local!` (a thread-local swapped in around each poll), but it is
+    /// entered with [`enter_task_scope`], which fails instead of panicking when the thread's
+    /// locals are being destroyed. It is only ever borrowed to clone or swap the `Arc`, never
+    /// while other code runs, so scopes can be entered from anywhere, even from inside a log
+    /// call (a `Display` impl or a writer).
+    static TASK_CONTEXT: RefCell<Option<Arc<LogContext>>> = const { RefCell::new(None) };
 }
 
 fn thread_current() -> Option<Arc<LogContext>> {
@@ -199,6 +206,59 @@ fn thread_current() -> Option<Arc<LogContext>> {
         .try_with(|slot| slot.try_borrow().ok().and_then(|c| c.clone()))
         .ok()
         .flatten()
+}
+
+fn task_current() -> Option<Arc<LogContext>> {
+    TASK_CONTEXT
+        .try_with(|slot| slot.try_borrow().ok().and_then(|c| c.clone()))
+        .ok()
+        .flatten()
+}
+
+/// Makes `slot`'s context the task-local one while `f` runs, and puts it back into `slot`
+/// afterwards (also when `f` panics); the task-local context of before is current again.
+///
+/// Hands `f` back, not run, when the task-local cannot be entered: the thread's locals are
+/// being destroyed (or the slot is borrowed, which this module never lets happen while other
+/// code runs). The caller then runs it without the context. Never panics.
+fn enter_task_scope<R, F: FnOnce() -> R>(slot: &mut Option<Arc<LogContext>>, f: F) -> Result<R, F> {
+    struct Restore<'a> {
+        slot: &'a mut Option<Arc<LogContext>>,
+    }
+
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            // Cannot fail: the thread-local was alive and not borrowed on entry, and nothing
+            // keeps a borrow across other code. If it ever did, the context would be dropped
+            // with this thread's locals instead of going back to its future; nothing panics.
+            let _ = TASK_CONTEXT.try_with(|current| {
+                if let Ok(mut current) = current.try_borrow_mut() {
+                    mem::swap(self.slot, &mut *current);
+                }
+            });
+        }
+    }
+
+    let entered = TASK_CONTEXT
+        .try_with(|current| match current.try_borrow_mut() {
+            Ok(mut current) => {
+                mem::swap(slot, &mut *current);
+                true
+            }
+            Err(_) => false,
+        })
+        .unwrap_or(false);
+    if !entered {
+        return Err(f);
+    }
+    let _restore = Restore { slot };
+    Ok(f())
+}
+
+/// Runs `f` with `ctx` as the task-local context if the task-local can be entered, else
+/// without it.
+fn in_task_scope<R>(ctx: Arc<LogContext>, f: impl FnOnce() -> R) -> R {
+    enter_task_scope(&mut Some(ctx), f).unwrap_or_else(|f| f())
 }
 
 /// Restores the previous thread-local context when dropped. Returned by [`LogContext::enter`].
@@ -222,20 +282,17 @@ impl Drop for ContextGuard {
 
 /// The current context: the task-local one if inside a [`scope`], else the thread-local one.
 pub fn try_current() -> Option<Arc<LogContext>> {
-    TASK_CONTEXT
-        .try_with(Arc::clone)
-        .ok()
-        .or_else(thread_current)
+    task_current().or_else(thread_current)
 }
 
-/// Calls `f` with a borrow of the current context, without cloning it. The logging path uses
-/// this.
-pub(crate) fn with_current<R>(mut f: impl FnMut(Option<&LogContext>) -> R) -> R {
-    if let Ok(result) = TASK_CONTEXT.try_with(|ctx| f(Some(ctx))) {
-        return result;
-    }
-    let thread = thread_current();
-    f(thread.as_deref())
+/// Calls `f` with the current context. The logging path uses this.
+///
+/// The context's `Arc` is cloned out first (one atomic increment, no allocation), so no
+/// thread-local is borrowed while `f` runs: a `Display` impl of a logged field, or a writer,
+/// may enter a nested scope ([`sync_scope_shared`], polling a [`WithContext`]) and log there.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&LogContext>) -> R) -> R {
+    let current = try_current();
+    f(current.as_deref())
 }
 
 /// `ctx` merged into the current context (its fields win), shared, ready for
@@ -250,20 +307,16 @@ pub fn merge_with_current(ctx: LogContext) -> Arc<LogContext> {
 /// Like [`scope`], with a context that is already shared: it is used as given, not merged
 /// (see [`merge_with_current`]).
 pub fn scope_shared<F: Future>(ctx: Arc<LogContext>, future: F) -> WithContext<F> {
-    WithContext {
-        inner: future,
-        ctx: Some(ctx),
-    }
+    WithContext::new(future, Some(ctx))
 }
 
 /// Runs `f` with `ctx` as the task-local context, used as given. For code that logs on behalf
 /// of a request from outside the request's future, such as a `Drop` impl that may run inside
-/// another task.
+/// another task. Scopes may nest, also from inside a log call (a `Display` impl of a logged
+/// field, or a writer).
 ///
-/// # Panics
-///
-/// Like tokio's `LocalKey::sync_scope`, if called while the thread's locals are being
-/// destroyed.
+/// Does not panic: if called while the thread's locals are being destroyed, `f` runs without
+/// the context.
 ///
 /// # Examples
 ///
@@ -276,7 +329,7 @@ pub fn scope_shared<F: Future>(ctx: Arc<LogContext>, future: F) -> WithContext<F
 /// assert_eq!(id.as_deref(), Some("r-9"));
 /// ```
 pub fn sync_scope_shared<R>(ctx: Arc<LogContext>, f: impl FnOnce() -> R) -> R {
-    TASK_CONTEXT.sync_scope(ctx, f)
+    in_task_scope(ctx, f)
 }
 
 /// Runs `future` with `ctx` (merged into the current context) as its task-local context.
@@ -298,10 +351,7 @@ pub fn sync_scope_shared<R>(ctx: Arc<LogContext>, f: impl FnOnce() -> R) -> R {
 /// # }
 /// ```
 pub fn scope<F: Future>(ctx: LogContext, future: F) -> WithContext<F> {
-    WithContext {
-        inner: future,
-        ctx: Some(merge_with_current(ctx)),
-    }
+    WithContext::new(future, Some(merge_with_current(ctx)))
 }
 
 /// Runs `f` with `ctx` (merged into the current context) as the context of this thread.
@@ -312,12 +362,43 @@ pub fn sync_scope<R>(ctx: LogContext, f: impl FnOnce() -> R) -> R {
 
 pin_project_lite::pin_project! {
     /// A future that runs with a log context. Made by [`scope`] and [`WithLogContext`].
+    ///
+    /// The context is current while the inner future is polled and while it is dropped: the
+    /// inner future is dropped inside the context as soon as it completes, or when this
+    /// wrapper is dropped before that (cancelled by `select!` or a timeout, or never polled),
+    /// so `Drop` impls that log keep the request's fields. (Should the thread's locals be
+    /// being destroyed already, it is polled or dropped without the context; nothing panics.)
     #[derive(Debug)]
     #[must_use = "futures do nothing unless polled"]
     pub struct WithContext<F> {
+        // `None` once completed (and dropped).
         #[pin]
-        inner: F,
+        inner: Option<F>,
         ctx: Option<Arc<LogContext>>,
+    }
+
+    impl<F> PinnedDrop for WithContext<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !mem::needs_drop::<F>() || this.inner.is_none() {
+                return;
+            }
+            let mut inner = this.inner;
+            if this.ctx.is_some() {
+                // If the scope cannot be entered, the inner future is dropped with the
+                // wrapper's fields, without the context.
+                let _ = enter_task_scope(this.ctx, || inner.set(None));
+            }
+        }
+    }
+}
+
+impl<F> WithContext<F> {
+    fn new(inner: F, ctx: Option<Arc<LogContext>>) -> Self {
+        WithContext {
+            inner: Some(inner),
+            ctx,
+        }
     }
 }
 
@@ -326,10 +407,23 @@ impl<F: Future> Future for WithContext<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        match this.ctx {
-            Some(ctx) => TASK_CONTEXT.sync_scope(Arc::clone(ctx), || this.inner.poll(cx)),
-            None => this.inner.poll(cx),
+        let mut inner = this.inner;
+        let mut poll = move || {
+            let Some(future) = inner.as_mut().as_pin_mut() else {
+                panic!("`WithContext` polled after completion");
+            };
+            let output = future.poll(cx);
+            if output.is_ready() {
+                // Dropped here, inside the context.
+                inner.set(None);
+            }
+            output
+        };
+        if this.ctx.is_none() {
+            return poll();
         }
+        // The context moves into the task-local for the poll and back afterwards: no clone.
+        enter_task_scope(this.ctx, &mut poll).unwrap_or_else(|poll| poll())
     }
 }
 
@@ -343,10 +437,7 @@ pub trait WithLogContext: Future + Sized {
     /// Runs this future with the context current now (for example before handing the future
     /// to `tokio::spawn`).
     fn in_current_log_context(self) -> WithContext<Self> {
-        WithContext {
-            inner: self,
-            ctx: try_current(),
-        }
+        WithContext::new(self, try_current())
     }
 }
 
@@ -377,7 +468,7 @@ where
 {
     let ctx = try_current();
     tokio::task::spawn_blocking(move || match ctx {
-        Some(ctx) => TASK_CONTEXT.sync_scope(ctx, f),
+        Some(ctx) => in_task_scope(ctx, f),
         None => f(),
     })
 }

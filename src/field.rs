@@ -44,7 +44,7 @@ impl<'a> Field<'a> {
 ///
 /// Integers, floats, booleans and strings keep their type so that JSON output writes numbers as
 /// numbers; `Display` and `Debug` captures are formatted only when a formatter writes the record;
-/// an `Error` value is written with its whole `source()` chain.
+/// an `Error` value is written with its `source()` chain (bounded: see [`Value::Error`]).
 #[derive(Clone, Copy)]
 #[non_exhaustive]
 pub enum Value<'a> {
@@ -68,7 +68,9 @@ pub enum Value<'a> {
     Display(&'a dyn fmt::Display),
     /// A value captured with `?`, written through its `Debug` impl.
     Debug(&'a dyn fmt::Debug),
-    /// An error captured with `@`, written with its `source()` chain.
+    /// An error captured with `@`, written with its `source()` chain: at most 16 sources, and
+    /// the chain stops at a source that is the same error (same pointer) as one already
+    /// written, so a cyclic chain cannot loop. A chain cut short ends with `…`.
     Error(&'a (dyn StdError + 'static)),
     /// No value (`None`, or an explicit null).
     Null,
@@ -128,16 +130,105 @@ impl<'a> Value<'a> {
     }
 }
 
+/// An error and its sources, joined by `": "`, as [`error_sources`] bounds them.
 pub(crate) fn error_chain_string(error: &(dyn StdError + 'static)) -> String {
+    use std::fmt::Write as _;
+
     let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
+    for source in error_sources(error) {
+        // Writing to a `String` only fails if a `Display` impl fails: keep what it wrote.
+        let _ = write!(out, ": {source}");
     }
     out
 }
+
+/// The most sources written after an error (a [`Value::Error`]); a longer chain is cut and
+/// ends with [`ErrorSource::Cut`].
+pub(crate) const MAX_ERROR_SOURCES: usize = 16;
+
+/// One link after the error itself in its written `source()` chain; see [`error_sources`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ErrorSource<'a> {
+    /// The next source.
+    Source(&'a (dyn StdError + 'static)),
+    /// The chain goes on but is cut here: after [`MAX_ERROR_SOURCES`] sources, or at a source
+    /// already written (a cycle). Displayed as `…`; always the last item.
+    Cut,
+}
+
+impl fmt::Display for ErrorSource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorSource::Source(e) => fmt::Display::fmt(e, f),
+            ErrorSource::Cut => f.write_str("…"),
+        }
+    }
+}
+
+/// The sources of `error` to write after it, bounded: at most [`MAX_ERROR_SOURCES`] of them,
+/// stopping at a source that is pointer-equal to `error` or to a source already yielded; when
+/// the chain goes on, the last item is [`ErrorSource::Cut`]. Does not allocate.
+///
+/// Every formatter walks an error's chain with this (instead of `while let Some(cause) =
+/// source { …; source = cause.source() }`, which never ends on a cyclic chain):
+///
+/// ```text
+/// write!(f, "{error}")?;
+/// for source in crate::field::error_sources(error) {
+///     write!(f, ": {source}")?;
+/// }
+/// ```
+///
+/// "Pointer-equal" compares the address and the vtable (`std::ptr::eq` on `dyn Error`): a
+/// newtype error whose source is its only field shares that field's address, but they are
+/// different errors and both are written. (The same error reached through two vtables is
+/// caught one round of the cycle later.)
+pub(crate) fn error_sources<'a>(error: &'a (dyn StdError + 'static)) -> ErrorSources<'a> {
+    let mut seen = [None; MAX_ERROR_SOURCES + 1];
+    seen[0] = Some(error);
+    ErrorSources {
+        seen,
+        len: 1,
+        next: error.source(),
+        done: false,
+    }
+}
+
+/// The iterator of [`error_sources`].
+#[derive(Debug)]
+pub(crate) struct ErrorSources<'a> {
+    /// The error and the sources yielded so far, `len` of them.
+    seen: [Option<&'a (dyn StdError + 'static)>; MAX_ERROR_SOURCES + 1],
+    len: usize,
+    next: Option<&'a (dyn StdError + 'static)>,
+    done: bool,
+}
+
+impl<'a> Iterator for ErrorSources<'a> {
+    type Item = ErrorSource<'a>;
+
+    fn next(&mut self) -> Option<ErrorSource<'a>> {
+        if self.done {
+            return None;
+        }
+        let Some(source) = self.next.take() else {
+            self.done = true;
+            return None;
+        };
+        let seen = &self.seen[..self.len];
+        let repeated = seen.iter().flatten().any(|e| std::ptr::eq(*e, source));
+        if repeated || self.len > MAX_ERROR_SOURCES {
+            self.done = true;
+            return Some(ErrorSource::Cut);
+        }
+        self.seen[self.len] = Some(source);
+        self.len += 1;
+        self.next = source.source();
+        Some(ErrorSource::Source(source))
+    }
+}
+
+impl std::iter::FusedIterator for ErrorSources<'_> {}
 
 /// An owned field value, for records and contexts that must be kept.
 ///

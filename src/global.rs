@@ -75,10 +75,13 @@ pub fn init_from_env() -> Result<PipelineGuard, Error> {
     try_init(crate::preset::Preset::config_from_env()?.build()?)
 }
 
-/// Flushes the global pipeline, waiting at most two seconds for its worker. Call it before
-/// `std::process::exit`, which runs no destructors.
-pub fn flush() {
-    pipeline().flush_blocking(Duration::from_secs(2));
+/// Flushes the global pipeline: returns once every record logged before the call is written,
+/// or after two seconds (then false, after reporting how many lines were not written). Call it
+/// before `std::process::exit`, which runs no destructors. It works on every runtime, a
+/// `current_thread` one blocked in this very call included: the queue is drained from a
+/// helper thread rather than by waiting for the worker task.
+pub fn flush() -> bool {
+    pipeline().flush_blocking(Duration::from_secs(2))
 }
 
 /// Installs a panic hook that logs the panic as a critical record on the global pipeline and
@@ -88,7 +91,7 @@ pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(move |info| {
         let log = crate::get_logger("panic");
         crate::critical!(log, "{}", info);
-        pipeline().flush_in_panic_hook(Duration::from_secs(2));
+        pipeline().flush_blocking(Duration::from_secs(2));
         previous(info);
     }));
 }

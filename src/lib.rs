@@ -142,7 +142,7 @@ pub use level::{Level, ParseLevelError};
 pub use logger::{get_logger, Logger};
 pub use pipeline::{
     AsyncPipeline, Enricher, ErrorHook, Filter, Overflow, Pipeline, PipelineConfig,
-    PipelineConfigBuilder, PipelineError, PipelineGuard, Stats, SyncPipeline, Worker,
+    PipelineConfigBuilder, PipelineError, PipelineGuard, Stats, SyncPipeline, Worker, WriterStats,
 };
 pub use preset::{testing_memory, ParsePresetError, Preset};
 pub use record::{Location, LogRecord, OwnedLogRecord, ThreadInfo};

@@ -167,7 +167,7 @@ fn a_full_queue_on_a_current_thread_runtime_neither_deadlocks_nor_loses() {
         for seq in 0..20_000u64 {
             info!(log, "record"; seq = seq);
         }
-        assert!(guard.shutdown().await);
+        assert!(guard.shutdown().await.is_settled());
         pipeline.stats()
     });
     let seen = seqs(&path);
@@ -213,7 +213,7 @@ fn drop_policy_under_a_stalled_writer_counts_and_reports_in_band() {
             reader_end.read_to_end(&mut all).await.unwrap();
             all
         });
-        assert!(guard.shutdown().await);
+        assert!(guard.shutdown().await.is_settled());
         let bytes = reader.await.unwrap();
         let stats = pipeline.stats();
         let text = String::from_utf8(bytes).unwrap();
@@ -291,7 +291,7 @@ fn a_failing_worker_writer_sends_lines_to_the_fallback() {
                 pipeline.flush().await;
             }
         }
-        assert!(guard.shutdown().await);
+        assert!(guard.shutdown().await.is_settled());
         let lines = fallback.lines();
         assert_eq!(lines.len(), 1_000);
         let mut seqs: Vec<u64> = lines
@@ -339,7 +339,7 @@ fn the_worker_handed_back_can_be_driven_by_the_caller() {
         let task = tokio::spawn(worker.run());
         pipeline.flush().await;
         assert_eq!(memory.lines().len(), 100);
-        assert!(guard.shutdown().await);
+        assert!(guard.shutdown().await.is_settled());
         task.await.unwrap();
     });
     assert!(!pipeline.is_async());

@@ -50,7 +50,7 @@ async fn lines_reach_a_tcp_peer_on_loopback() {
             tokio::task::yield_now().await;
         }
     }
-    assert!(guard.shutdown().await);
+    assert!(guard.shutdown().await.is_settled());
     let stats = pipeline.stats();
     assert_eq!(stats.written, 20_000, "{stats:?}");
     // The worker owned the stream; shutting down dropped it, closing the connection.
@@ -79,6 +79,6 @@ async fn lines_reach_a_unix_socket_peer() {
     for seq in 0..5_000u64 {
         info!(log, "over a unix socket"; seq = seq);
     }
-    assert!(guard.shutdown().await);
+    assert!(guard.shutdown().await.is_settled());
     check_lines(&server.await.unwrap(), 5_000);
 }

@@ -91,7 +91,7 @@ fn a_failing_writer_sends_lines_to_the_fallback_and_reports_once() {
     assert_eq!(stats.written, 0);
     assert_eq!(stats.written_via_fallback, 5);
     assert_eq!(stats.write_errors, 5);
-    assert_eq!(stats.lost, 0);
+    assert_eq!(stats.failed, 0);
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn when_the_fallback_fails_too_the_loss_is_counted_and_reported() {
     let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
     info!(pipeline.logger("app"), "doomed");
     let stats = pipeline.stats();
-    assert_eq!(stats.lost, 1);
+    assert_eq!(stats.failed, 1);
     assert_eq!(reports.load(Ordering::SeqCst), 2);
 }
 

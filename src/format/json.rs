@@ -102,15 +102,13 @@ fn write_value(out: &mut BytesMut, value: &Value<'_>) {
             out.put_slice(b"{\"message\":");
             write_display_string(out, e);
             out.put_slice(b",\"sources\":[");
-            let mut source = e.source();
             let mut first = true;
-            while let Some(cause) = source {
+            for cause in crate::field::error_sources(e) {
                 if !first {
                     out.put_u8(b',');
                 }
                 first = false;
-                write_display_string(out, cause);
-                source = cause.source();
+                write_display_string(out, &cause);
             }
             out.put_slice(b"]}");
         }

@@ -87,10 +87,8 @@ pub(crate) struct ErrorChain<'a>(pub(crate) &'a (dyn std::error::Error + 'static
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
+        for cause in crate::field::error_sources(self.0) {
             write!(f, ": {cause}")?;
-            source = cause.source();
         }
         Ok(())
     }

@@ -212,7 +212,7 @@ pub(crate) struct Enrichment {
 
 impl Enrichment {
     /// Calls `f` with the enriched fields for a record logged on this thread.
-    pub(crate) fn with_fields<R>(&self, f: impl FnOnce(&[Field<'_>]) -> R) -> R {
+    pub(crate) fn with_fields<R>(&self, mut f: impl FnMut(&[Field<'_>]) -> R) -> R {
         if self.constants.is_empty() && !self.pid && !self.thread {
             return f(&[]);
         }
@@ -227,14 +227,18 @@ impl Enrichment {
             n += 1;
         }
         if self.thread {
-            let (id, name) = ThreadInfo::with_current(|t| (t.id(), t.name().map(Arc::<str>::from)));
-            fields[n] = Field::new("thread_id", Value::U64(id));
-            n += 1;
-            if let Some(name) = &name {
-                fields[n] = Field::new("thread", Value::Str(name));
+            // Borrow the thread's name where it lives instead of copying it per record.
+            return ThreadInfo::with_current(|t| {
+                let mut fields = fields;
+                let mut n = n;
+                fields[n] = Field::new("thread_id", Value::U64(t.id()));
                 n += 1;
-            }
-            return f(&fields[..n]);
+                if let Some(name) = t.name() {
+                    fields[n] = Field::new("thread", Value::Str(name));
+                    n += 1;
+                }
+                f(&fields[..n])
+            });
         }
         f(&fields[..n])
     }
@@ -264,6 +268,10 @@ pub enum PipelineError {
     Timeout {
         /// What timed out.
         what: &'static str,
+        /// The deadline, counted from the start of the call.
+        deadline: Duration,
+        /// Lines not finished when it passed (lost if the process exits now).
+        lines: u64,
     },
 }
 
@@ -283,7 +291,15 @@ impl fmt::Display for PipelineError {
                 f,
                 "kakashi: the fallback writer failed too ({error}); {lines} line(s) lost"
             ),
-            PipelineError::Timeout { what } => write!(f, "kakashi: {what} timed out"),
+            PipelineError::Timeout {
+                what,
+                deadline,
+                lines,
+            } => write!(
+                f,
+                "kakashi: {what} did not finish within {deadline:?}: \
+                 {lines} line(s) not written"
+            ),
         }
     }
 }

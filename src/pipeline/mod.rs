@@ -3,27 +3,42 @@
 //! ```text
 //! call site ─► level check ─► LogRecord (on the stack) ─► filters ─► enrichers + context
 //!   ─► formatter writes the line into a thread-local BytesMut ─► split + freeze ─► Bytes
-//!   ─► async: mpsc::Sender::try_send ─► worker task: recv_many ─► BytesMut batch ─► AsyncWrite
-//!      │ queue full ─► overflow policy (write inline, or drop and count)
-//!      │ closed / no runtime ─► synchronous writer (same destination)
+//!   ─► async: push into the ring (a position = a sequence number) ─► consumer role:
+//!      take in position order ─► per-writer batch ─► write (resuming from the byte offset)
+//!      │ ring full ─► overflow policy (take the role and write, or drop and count)
+//!      │ closed / no runtime ─► take the role and write synchronously
 //!   ─► sync: the writer's synchronous side, one write per line
 //! ```
+//!
+//! The files: `queue` (the ring and the barrier counters), `consumer` (the consumer role,
+//! batches and write accounting), `worker` (the tokio task that holds the role while it runs),
+//! `lifecycle` (flush, shutdown, deadlines, guards), `line` (line building on the caller),
+//! `stats`, `ticker` (a timer that needs no runtime driver), `config`.
 
 mod config;
+mod consumer;
+mod lifecycle;
+mod line;
+mod queue;
+mod stats;
+mod sync;
+mod ticker;
 mod worker;
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use futures::task::AtomicWaker;
 
 pub use config::{
     Enricher, ErrorHook, Filter, Overflow, PipelineConfig, PipelineConfigBuilder, PipelineError,
 };
+pub use lifecycle::{AsyncPipeline, PipelineGuard, SyncPipeline};
+pub use stats::{Stats, WriterStats};
 pub use worker::Worker;
 
 pub(crate) use config::Enrichment;
@@ -36,6 +51,10 @@ use crate::level::Level;
 use crate::logger::Logger;
 use crate::record::{Location, LogRecord};
 use crate::write::{AsyncSide, SyncWrite};
+use consumer::{Consumer, Stalled};
+use line::{format_line, DepthGuard, MAX_DEPTH};
+use queue::{Entry, LineQueue};
+use stats::SinkCounters;
 
 /// One writer as the pipeline uses it.
 pub(crate) struct Sink {
@@ -43,73 +62,34 @@ pub(crate) struct Sink {
     pub(crate) min_level: Level,
     pub(crate) formatter: Arc<dyn Formatter>,
     pub(crate) sync: Arc<dyn SyncWrite>,
+    /// True when `sync` is the pipeline's fallback rather than the destination itself (an
+    /// async writer without a synchronous twin).
     pub(crate) sync_is_fallback: bool,
     /// Set while the destination fails, so that a failure is reported once, not per line.
     pub(crate) failing: AtomicBool,
+    pub(crate) counters: SinkCounters,
 }
 
-/// What crosses the queue.
-pub(crate) enum Msg {
-    Line { sink: u32, line: Bytes },
-    Flush(Ack),
-    Shutdown(Ack),
-}
-
-impl Msg {
-    /// Answers a flush or shutdown request (a line needs no answer).
-    pub(crate) fn answer(self) {
-        if let Msg::Flush(ack) | Msg::Shutdown(ack) = self {
-            ack.send();
-        }
-    }
-}
-
-/// How the worker tells a waiter that everything before the request is written.
-pub(crate) enum Ack {
-    Async(tokio::sync::oneshot::Sender<()>),
-    Blocking(std::sync::mpsc::SyncSender<()>),
-}
-
-impl Ack {
-    pub(crate) fn send(self) {
-        match self {
-            Ack::Async(tx) => {
-                let _ = tx.send(());
-            }
-            Ack::Blocking(tx) => {
-                let _ = tx.try_send(());
-            }
-        }
-    }
-}
-
-/// Lines taken from the queue, per sink, and the requests met among them.
-struct Drained {
-    batches: Vec<(BytesMut, u64)>,
-    /// Flush and shutdown requests, in queue order.
-    requests: Vec<Msg>,
-}
-
-/// The async part of a pipeline.
-pub(crate) struct Queue {
-    pub(crate) tx: mpsc::Sender<Msg>,
-    /// Shared so that a flush or a teardown can drain what the worker has not taken.
-    pub(crate) rx: Mutex<mpsc::Receiver<Msg>>,
-    /// Set once the queue is closed for good: producers write synchronously.
-    pub(crate) closed: AtomicBool,
+/// The async part of a pipeline: the ring, the consumer role, and how to reach the worker.
+pub(crate) struct AsyncParts {
+    pub(crate) ring: LineQueue,
+    pub(crate) consumer: sync::Mutex<Consumer>,
     pub(crate) overflow: Overflow,
+    /// The worker's waker: for a parked worker (see [`LineQueue::park_worker`]) and for a
+    /// worker waiting for the consumer role.
+    pub(crate) worker_waker: AtomicWaker,
+    /// True while a worker task runs.
+    pub(crate) worker_running: AtomicBool,
+    /// Async flushes wait on this; consumers notify it when the barrier moves.
+    pub(crate) progress: tokio::sync::Notify,
+    pub(crate) flush_waiters: AtomicUsize,
+    pub(crate) tick: Duration,
 }
 
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) received: AtomicU64,
-    pub(crate) direct: AtomicU64,
-    pub(crate) inline: AtomicU64,
-    pub(crate) written: AtomicU64,
-    pub(crate) fallback: AtomicU64,
-    pub(crate) dropped: [AtomicU64; 6],
-    pub(crate) write_errors: AtomicU64,
-    pub(crate) lost: AtomicU64,
+impl AsyncParts {
+    pub(crate) fn wake_worker(&self) {
+        self.worker_waker.wake();
+    }
 }
 
 pub(crate) struct Shared {
@@ -119,36 +99,8 @@ pub(crate) struct Shared {
     pub(crate) sinks: Vec<Sink>,
     pub(crate) fallback: Arc<dyn SyncWrite>,
     pub(crate) error_hook: ErrorHook,
-    pub(crate) counters: Counters,
-    pub(crate) queue: Option<Queue>,
+    pub(crate) queue: Option<AsyncParts>,
     pub(crate) drop_timeout: Duration,
-}
-
-/// Counters of a pipeline, all in lines (a record sent to two writers is two lines).
-///
-/// Once the pipeline is flushed, `accepted == written + fallback + lost`, and every line a
-/// caller logged is in `accepted` or `dropped`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Lines taken by the pipeline: queued lines count once the worker takes them.
-    pub accepted: u64,
-    /// Lines written to their destination.
-    pub written: u64,
-    /// Lines written synchronously by the caller because the queue was full
-    /// ([`Overflow::WriteInline`]); they are also counted in `written` or `fallback`.
-    pub written_inline: u64,
-    /// Lines dropped because the queue was full ([`Overflow::Drop`]).
-    pub dropped: u64,
-    /// Dropped lines per level, indexed by [`Level::index`].
-    pub dropped_by_level: [u64; 6],
-    /// Lines written to the fallback writer because their destination failed (or has no
-    /// synchronous side).
-    pub written_via_fallback: u64,
-    /// Failed writes (a failed batch counts once).
-    pub write_errors: u64,
-    /// Lines that even the fallback writer could not take.
-    pub lost: u64,
 }
 
 /// A running pipeline; cheap to clone. Make one with [`AsyncPipeline`] or [`SyncPipeline`]
@@ -176,95 +128,15 @@ impl fmt::Debug for Pipeline {
     }
 }
 
-thread_local! {
-    static LINE_BUFFER: RefCell<LineChunks> = RefCell::new(LineChunks::default());
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-}
-
-/// The lines of one thread share chunks of this size.
-const CHUNK: usize = 64 * 1024;
-/// Below this much room, the next line starts a fresh chunk (or reclaims the old one).
-const CHUNK_LOW_WATER: usize = 2 * 1024;
-/// Records logged from inside a writer or a formatter deeper than this go to the fallback.
-const MAX_DEPTH: u32 = 3;
-
-/// A thread's two line chunks: lines are cut from `current`; when it runs low, the chunks
-/// swap. By the time a chunk is used again, a whole chunk of lines has been logged since its
-/// last line, so the worker has normally written (and released) all of them and `reserve`
-/// reclaims the chunk in place instead of allocating a new one.
-#[derive(Default)]
-struct LineChunks {
-    current: BytesMut,
-    spare: BytesMut,
-}
-
-impl LineChunks {
-    fn buffer(&mut self) -> &mut BytesMut {
-        if self.current.capacity() < CHUNK_LOW_WATER {
-            std::mem::swap(&mut self.current, &mut self.spare);
-            self.current.reserve(CHUNK);
-        }
-        &mut self.current
-    }
-}
-
-/// Formats `record` with `formatter` into the thread's chunk and returns the line.
-///
-/// In steady state this allocates nothing: the line is a slice of the thread's chunk, and
-/// chunks are reclaimed once the worker has written their lines. A formatter that logs
-/// (re-entrancy) gets a fresh buffer instead of a double borrow.
-fn format_line(formatter: &dyn Formatter, record: &LogRecord<'_>) -> Bytes {
-    let formatted = LINE_BUFFER.try_with(|cell| {
-        let mut chunks = cell.try_borrow_mut().ok()?;
-        let buf = chunks.buffer();
-        // Empty unless a formatter (a `Display` impl) panicked half-way through a line last
-        // time: that half must not become the start of this line.
-        buf.clear();
-        formatter.format(record, buf);
-        Some(buf.split().freeze())
-    });
-    match formatted {
-        Ok(Some(line)) => line,
-        _ => {
-            let mut buf = BytesMut::with_capacity(256);
-            formatter.format(record, &mut buf);
-            buf.freeze()
-        }
-    }
-}
-
-struct DepthGuard;
-
-impl DepthGuard {
-    fn enter() -> (DepthGuard, u32) {
-        let depth = DEPTH
-            .try_with(|d| {
-                let v = d.get() + 1;
-                d.set(v);
-                v
-            })
-            .unwrap_or(1);
-        (DepthGuard, depth)
-    }
-}
-
-impl Drop for DepthGuard {
-    fn drop(&mut self) {
-        let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
-    }
-}
-
 impl Pipeline {
-    fn build(
-        config: PipelineConfig,
-        queue: Option<Queue>,
-    ) -> Result<(Pipeline, Vec<AsyncSide>), Error> {
-        let with_async = queue.is_some();
+    /// Opens the writers and builds the shared state; `async_queue` is the ring's capacity, or
+    /// `None` for a synchronous pipeline.
+    fn build(config: PipelineConfig, async_queue: bool) -> Result<Pipeline, Error> {
         let mut sinks = Vec::with_capacity(config.writers.len());
-        let mut async_sides = Vec::with_capacity(config.writers.len());
+        let mut outs = Vec::with_capacity(config.writers.len());
         let mut min_sink_level = Level::Critical;
         for writer in &config.writers {
-            let opened = writer.target.open(with_async, &config.fallback)?;
+            let opened = writer.target.open(async_queue, &config.fallback)?;
             let formatter = writer
                 .formatter
                 .clone()
@@ -281,12 +153,26 @@ impl Pipeline {
                 sync: opened.sync,
                 sync_is_fallback: opened.sync_is_fallback,
                 failing: AtomicBool::new(false),
+                counters: SinkCounters::default(),
             });
-            async_sides.push(opened.async_writer);
+            outs.push(match opened.async_writer {
+                AsyncSide::Async(w) => Some(w),
+                AsyncSide::UseSync | AsyncSide::None => None,
+            });
         }
         if sinks.len() > u32::MAX as usize {
             return Err(Error::config("too many writers"));
         }
+        let queue = async_queue.then(|| AsyncParts {
+            ring: LineQueue::new(config.queue_capacity),
+            consumer: sync::Mutex::new(Consumer::new(outs, config.batch_bytes)),
+            overflow: config.overflow,
+            worker_waker: AtomicWaker::new(),
+            worker_running: AtomicBool::new(false),
+            progress: tokio::sync::Notify::new(),
+            flush_waiters: AtomicUsize::new(0),
+            tick: config.flush_interval,
+        });
         let min_level = config.min_level.max(min_sink_level);
         let shared = Shared {
             min_level: AtomicU8::new(min_level as u8),
@@ -295,16 +181,12 @@ impl Pipeline {
             sinks,
             fallback: config.fallback,
             error_hook: config.error_hook,
-            counters: Counters::default(),
             queue,
             drop_timeout: config.drop_timeout,
         };
-        Ok((
-            Pipeline {
-                shared: Arc::new(shared),
-            },
-            async_sides,
-        ))
+        Ok(Pipeline {
+            shared: Arc::new(shared),
+        })
     }
 
     /// A synchronous logfmt pipeline to stderr, built without any fallible step.
@@ -318,6 +200,7 @@ impl Pipeline {
             sync: Arc::clone(&stderr),
             sync_is_fallback: false,
             failing: AtomicBool::new(false),
+            counters: SinkCounters::default(),
         };
         Pipeline {
             shared: Arc::new(Shared {
@@ -327,7 +210,6 @@ impl Pipeline {
                 sinks: vec![sink],
                 fallback: stderr,
                 error_hook: config::default_error_hook(),
-                counters: Counters::default(),
                 queue: None,
                 drop_timeout: Duration::from_secs(2),
             }),
@@ -375,24 +257,12 @@ impl Pipeline {
         self.shared
             .queue
             .as_ref()
-            .is_some_and(|q| !q.closed.load(Ordering::Relaxed))
+            .is_some_and(|q| !q.ring.is_closing())
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters; see [`Stats`] for what they add up to.
     pub fn stats(&self) -> Stats {
-        let c = &self.shared.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let dropped_by_level = [0, 1, 2, 3, 4, 5].map(|i| load(&c.dropped[i]));
-        Stats {
-            accepted: load(&c.received) + load(&c.direct),
-            written: load(&c.written),
-            written_inline: load(&c.inline),
-            dropped: dropped_by_level.iter().sum(),
-            dropped_by_level,
-            written_via_fallback: load(&c.fallback),
-            write_errors: load(&c.write_errors),
-            lost: load(&c.lost),
-        }
+        self.shared.stats()
     }
 
     /// Logs a record built elsewhere (the macros and [`Logger`] call this for you). The
@@ -401,18 +271,18 @@ impl Pipeline {
     pub fn log_record(&self, record: &LogRecord<'_>) {
         let (_guard, depth) = DepthGuard::enter();
         let shared = &*self.shared;
+        let level = record.level();
         if depth > MAX_DEPTH {
-            // A writer or a Display impl that logs, again and again: keep the line, but out
-            // of the loop.
-            let line = format_line(&*shared.sinks[0].formatter, record);
-            shared.counters.direct.fetch_add(1, Ordering::Relaxed);
-            shared.write_fallback(&line, 1);
+            // A `Display` impl or a writer that logs, again and again: formatting this record
+            // would log once more. Count it instead.
+            for sink in shared.sinks.iter().filter(|s| level >= s.min_level) {
+                sink.counters.drop_line(level);
+            }
             return;
         }
         if !shared.filters.iter().all(|f| f.allows(record)) {
             return;
         }
-        let level = record.level();
         let last = shared.sinks.len().saturating_sub(1);
         let mut previous: Option<(&Arc<dyn Formatter>, Bytes)> = None;
         for (index, sink) in shared.sinks.iter().enumerate() {
@@ -455,175 +325,185 @@ impl Pipeline {
             })
         });
     }
-
-    /// Waits until every line logged before this call is written and flushed.
-    ///
-    /// On a synchronous pipeline (or after shutdown) this flushes the writers.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancelling the wait loses nothing: the lines are still written by the worker.
-    pub async fn flush(&self) {
-        let Some(queue) = self.shared.queue.as_ref() else {
-            self.shared.flush_writers();
-            return;
-        };
-        if queue.closed.load(Ordering::Acquire) {
-            self.shared.flush_writers();
-            return;
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if queue.tx.send(Msg::Flush(Ack::Async(tx))).await.is_err() {
-            self.shared.flush_writers();
-            return;
-        }
-        if rx.await.is_err() {
-            // The worker went away: its teardown drained the queue.
-            self.shared.flush_writers();
-        }
-    }
-
-    /// Flushes from synchronous code, waiting at most `timeout` for the worker; what it has
-    /// not written by then is written from this thread. For paths that end in
-    /// `std::process::exit`, panic hooks and `Drop` impls.
-    pub fn flush_blocking(&self, timeout: Duration) {
-        self.shared.wait_for_worker(timeout, false, true);
-    }
-
-    /// Closes the async part: waits (at most `timeout`) for the worker to write what is queued
-    /// and stop; later records are written synchronously.
-    pub(crate) fn close_blocking(&self, timeout: Duration) {
-        self.shared.wait_for_worker(timeout, true, true);
-    }
-
-    /// A flush for panic hooks: never calls `block_in_place` (which can itself panic, and a
-    /// panic inside a panic hook aborts), and waits at most 200 ms on a runtime thread.
-    pub(crate) fn flush_in_panic_hook(&self, timeout: Duration) {
-        self.shared.wait_for_worker(timeout, false, false);
-    }
-
-    pub(crate) async fn shutdown(&self, deadline: Duration) -> bool {
-        let Some(queue) = self.shared.queue.as_ref() else {
-            self.shared.flush_writers();
-            return true;
-        };
-        if queue.closed.load(Ordering::Acquire) {
-            self.shared.flush_writers();
-            return true;
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let done = tokio::time::timeout(deadline, async {
-            if queue.tx.send(Msg::Shutdown(Ack::Async(tx))).await.is_ok() {
-                let _ = rx.await;
-            }
-        })
-        .await
-        .is_ok();
-        if !done {
-            (self.shared.error_hook)(&PipelineError::Timeout { what: "shutdown" });
-        }
-        // Whatever the worker did not get to, write it here.
-        self.shared.close_and_drain();
-        self.shared.flush_writers();
-        done
-    }
 }
 
 impl Shared {
-    /// Sends a line towards sink `index`: through the queue when there is one, else directly.
+    /// Sends a line towards sink `index`: into the ring when there is one and it has room,
+    /// else as the overflow policy or the closed queue says.
     #[inline]
     fn emit(&self, index: usize, level: Level, line: Bytes) {
-        if let Some(queue) = &self.queue {
-            if !queue.closed.load(Ordering::Relaxed) {
-                let msg = Msg::Line {
-                    sink: index as u32,
-                    line,
-                };
-                let line = match queue.tx.try_send(msg) {
-                    Ok(()) => return,
-                    Err(mpsc::error::TrySendError::Full(msg)) => {
-                        let Msg::Line { line, .. } = msg else {
-                            return;
-                        };
-                        match queue.overflow {
-                            Overflow::Drop => {
-                                drop(line);
-                                self.counters.dropped[level.index()]
-                                    .fetch_add(1, Ordering::Relaxed);
-                                return;
-                            }
-                            Overflow::WriteInline => {
-                                self.counters.inline.fetch_add(1, Ordering::Relaxed);
-                                self.help_drain(queue);
-                                line
-                            }
-                        }
+        let Some(queue) = &self.queue else {
+            self.write_unqueued(index, &line);
+            return;
+        };
+        if !queue.ring.is_closing() {
+            let entry = Entry {
+                sink: index as u32,
+                line,
+            };
+            match queue.ring.push(entry) {
+                Ok(()) => {
+                    if queue.ring.is_closing() {
+                        // The pipeline closed while this line was being queued: the closing
+                        // drain may have missed it, so drain now.
+                        self.consume_now(queue);
+                    } else if queue.ring.should_wake() {
+                        queue.wake_worker();
                     }
-                    Err(mpsc::error::TrySendError::Closed(msg)) => match msg {
-                        Msg::Line { line, .. } => line,
-                        _ => return,
-                    },
-                };
-                self.write_direct(index, &line);
-                return;
+                    return;
+                }
+                Err(entry) => match queue.overflow {
+                    Overflow::Drop => {
+                        self.sinks[index].counters.drop_line(level);
+                        return;
+                    }
+                    Overflow::WriteInline => {
+                        self.sinks[index]
+                            .counters
+                            .inline
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.write_through_consumer(queue, index, &entry.line);
+                        return;
+                    }
+                },
             }
         }
-        self.write_direct(index, &line);
+        self.write_through_consumer(queue, index, &line);
     }
 
-    /// Writes a line synchronously to its sink (or the fallback), counting it.
-    pub(crate) fn write_direct(&self, index: usize, line: &[u8]) {
-        self.counters.direct.fetch_add(1, Ordering::Relaxed);
-        self.write_lines_sync(index, line, 1);
-    }
-
-    /// Writes whole lines to sink `index`'s synchronous side; on failure, to the fallback.
-    pub(crate) fn write_lines_sync(&self, index: usize, lines: &[u8], count: u64) {
+    /// Takes the consumer role (waiting for it), writes everything queued before this line,
+    /// then the line: a caller's line never overtakes its own earlier lines.
+    fn write_through_consumer(&self, queue: &AsyncParts, index: usize, line: &[u8]) {
         let sink = &self.sinks[index];
-        if sink.sync_is_fallback {
-            self.write_fallback(lines, count);
+        if line::consuming() {
+            // Logged from inside a writer or the error hook while this thread writes: taking
+            // the role again would deadlock. Write it flat to the fallback.
+            sink.counters.direct.fetch_add(1, Ordering::Relaxed);
+            self.write_fallback(sink, line, 1);
             return;
         }
-        match sink.sync.write_lines(lines) {
-            Ok(()) => {
-                self.counters.written.fetch_add(count, Ordering::Relaxed);
-                if sink.failing.load(Ordering::Relaxed) {
-                    sink.failing.store(false, Ordering::Relaxed);
+        let _consuming = line::ConsumingGuard::enter();
+        let stalled = {
+            let mut consumer = sync::lock(&queue.consumer);
+            let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+            // Everything queued before this call, the caller's own earlier lines among them.
+            let before = queue.ring.tail();
+            let step = drain_to(&mut consumer, self, queue, &mut cx, Stalled::Wait, before);
+            let position = queue.ring.head();
+            consumer.push_direct(sink, index, position, line);
+            let after = consumer.run(self, &queue.ring, &mut cx, Stalled::Wait, position);
+            step == consumer::Step::Pending || after == consumer::Step::Pending
+        };
+        // The worker may be waiting for the role, or (when an async destination did not take
+        // everything) have lines to finish.
+        let _ = stalled;
+        queue.wake_worker();
+    }
+
+    /// Drains the queue from this thread (a push that raced with the close).
+    fn consume_now(&self, queue: &AsyncParts) {
+        if line::consuming() {
+            return; // this thread is the consumer: its run takes the line
+        }
+        let _consuming = line::ConsumingGuard::enter();
+        let mut consumer = sync::lock(&queue.consumer);
+        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+        drain_to(
+            &mut consumer,
+            self,
+            queue,
+            &mut cx,
+            Stalled::Divert,
+            u64::MAX,
+        );
+        drop(consumer);
+        queue.wake_worker();
+    }
+
+    /// Writes one line with the writer's synchronous side, without a queue (synchronous
+    /// pipelines): resumes after a short write; on failure the line goes to the fallback.
+    fn write_unqueued(&self, index: usize, line: &[u8]) {
+        let sink = &self.sinks[index];
+        sink.counters.direct.fetch_add(1, Ordering::Relaxed);
+        if sink.sync_is_fallback {
+            self.write_fallback(sink, line, 1);
+            return;
+        }
+        let mut offset = 0;
+        let mut retried = false;
+        while offset < line.len() {
+            match sink.sync.write(&line[offset..]) {
+                Ok(n) if n > 0 => offset += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => {
+                    let error = result.err().unwrap_or_else(|| {
+                        io::Error::new(io::ErrorKind::WriteZero, "wrote 0 bytes")
+                    });
+                    sink.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    if !sink.failing.swap(true, Ordering::Relaxed) {
+                        (self.error_hook)(&PipelineError::Write {
+                            writer: sink.name.clone(),
+                            error,
+                            lines: 1,
+                        });
+                    }
+                    if offset > 0 && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    self.write_fallback(sink, line, 1);
+                    return;
                 }
             }
-            Err(error) => self.write_failed(sink, error, lines, count),
+        }
+        sink.counters.written.fetch_add(1, Ordering::Relaxed);
+        if sink.failing.load(Ordering::Relaxed) {
+            sink.failing.store(false, Ordering::Relaxed);
         }
     }
 
-    pub(crate) fn write_failed(
-        &self,
-        sink: &Sink,
-        error: std::io::Error,
-        lines: &[u8],
-        count: u64,
-    ) {
-        self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-        if !sink.failing.swap(true, Ordering::Relaxed) {
-            (self.error_hook)(&PipelineError::Write {
-                writer: sink.name.clone(),
-                error,
-                lines: count,
-            });
-        }
-        self.write_fallback(lines, count);
-    }
-
-    pub(crate) fn write_fallback(&self, lines: &[u8], count: u64) {
+    /// Writes `count` whole lines to the fallback writer on behalf of `sink`.
+    pub(crate) fn write_fallback(&self, sink: &Sink, lines: &[u8], count: u64) {
         match self.fallback.write_lines(lines) {
             Ok(()) => {
-                self.counters.fallback.fetch_add(count, Ordering::Relaxed);
+                sink.counters.fallback.fetch_add(count, Ordering::Relaxed);
             }
             Err(error) => {
-                self.counters.lost.fetch_add(count, Ordering::Relaxed);
+                sink.counters.failed.fetch_add(count, Ordering::Relaxed);
                 (self.error_hook)(&PipelineError::Fallback {
                     error,
                     lines: count,
                 });
+            }
+        }
+    }
+
+    /// Writes `count` whole lines with the writer's synchronous side (its twin), falling back
+    /// to the fallback writer.
+    pub(crate) fn write_sync_side(&self, sink: &Sink, lines: &[u8], count: u64) {
+        match sink.sync.write_lines(lines) {
+            Ok(()) => {
+                sink.counters.written.fetch_add(count, Ordering::Relaxed);
+            }
+            Err(error) => {
+                sink.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                if !sink.failing.swap(true, Ordering::Relaxed) {
+                    (self.error_hook)(&PipelineError::Write {
+                        writer: sink.name.clone(),
+                        error,
+                        lines: count,
+                    });
+                }
+                self.write_fallback(sink, lines, count);
+            }
+        }
+    }
+
+    /// Tells async flushes that the barrier moved.
+    pub(crate) fn progress_made(&self) {
+        if let Some(queue) = &self.queue {
+            if queue.flush_waiters.load(Ordering::Acquire) > 0 {
+                queue.progress.notify_waiters();
             }
         }
     }
@@ -635,313 +515,30 @@ impl Shared {
         let _ = self.fallback.flush();
     }
 
-    /// Closes the queue and writes what is left in it from this thread. Producers write
-    /// synchronously from now on.
-    pub(crate) fn close_and_drain(&self) {
-        let Some(queue) = &self.queue else { return };
-        queue.closed.store(true, Ordering::Release);
-        let drained = {
-            let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
-            rx.close();
-            self.take_queued(&mut rx, usize::MAX, true)
-        };
-        self.write_drained(drained)
-            .into_iter()
-            .for_each(Msg::answer);
-    }
-
-    /// Writes from this thread whatever is in the queue now (a flush whose worker did not
-    /// answer in time).
-    fn drain_now(&self, queue: &Queue) {
-        let drained = {
-            let mut rx = queue.rx.lock().unwrap_or_else(PoisonError::into_inner);
-            self.take_queued(&mut rx, usize::MAX, false)
-        };
-        self.write_drained(drained)
-            .into_iter()
-            .for_each(Msg::answer);
-    }
-
-    /// With [`Overflow::WriteInline`], a caller that finds the queue full first writes (in one
-    /// batch) the lines queued before its own, if no one else is taking from the queue at that
-    /// moment: one write for many lines instead of one per line, and its own line lands after
-    /// the older ones. Flush and shutdown requests it meets go back into the queue, since the
-    /// worker may still hold older lines.
-    fn help_drain(&self, queue: &Queue) {
-        const HELP_LIMIT: usize = 4096;
-        // A writer with no synchronous side (a socket) would see its queued lines diverted
-        // to the fallback: leave them to the worker.
-        if self.sinks.iter().any(|sink| sink.sync_is_fallback) {
-            return;
-        }
-        let drained = match queue.rx.try_lock() {
-            Ok(mut rx) => self.take_queued(&mut rx, HELP_LIMIT, false),
-            Err(_) => return,
-        };
-        for msg in self.write_drained(drained) {
-            // The queue has room now; if it is full again, dropping the request tells its
-            // waiter that the worker did not answer, and the waiter writes the rest itself.
-            let _ = queue.tx.try_send(msg);
-        }
-    }
-
-    /// Takes up to `limit` messages from the queue. With `until_closed`, also waits (briefly)
-    /// for senders that hold a permit of a closed queue.
-    fn take_queued(
-        &self,
-        rx: &mut mpsc::Receiver<Msg>,
-        limit: usize,
-        until_closed: bool,
-    ) -> Drained {
-        let mut drained = Drained {
-            batches: self.sinks.iter().map(|_| (BytesMut::new(), 0)).collect(),
-            requests: Vec::new(),
-        };
-        let mut spins = 0u32;
-        let mut taken = 0;
-        while taken < limit {
-            match rx.try_recv() {
-                Ok(Msg::Line { sink, line }) => {
-                    taken += 1;
-                    let (batch, count) = &mut drained.batches[sink as usize];
-                    batch.extend_from_slice(&line);
-                    *count += 1;
-                }
-                Ok(request) => drained.requests.push(request),
-                Err(mpsc::error::TryRecvError::Empty) if until_closed && spins < 1000 => {
-                    spins += 1;
-                    std::thread::yield_now();
-                }
-                Err(_) => break,
-            }
-        }
-        self.counters
-            .received
-            .fetch_add(taken as u64, Ordering::Relaxed);
-        drained
-    }
-
-    /// Writes drained lines per sink and hands back the requests met among them, to be
-    /// answered (or re-queued) once the lines before them are written.
-    fn write_drained(&self, drained: Drained) -> Vec<Msg> {
-        for (index, (batch, count)) in drained.batches.iter().enumerate() {
-            if *count > 0 {
-                self.write_lines_sync(index, batch, *count);
-            }
-        }
-        drained.requests
-    }
-
-    /// Asks the worker to flush (or shut down) and waits for its answer.
-    fn request_and_wait(&self, queue: &Queue, timeout: Duration, close: bool) -> bool {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let mut msg = Some(if close {
-            Msg::Shutdown(Ack::Blocking(tx))
-        } else {
-            Msg::Flush(Ack::Blocking(tx))
-        });
-        let started = Instant::now();
-        let mut sent = false;
-        while let Some(m) = msg.take() {
-            match queue.tx.try_send(m) {
-                Ok(()) => sent = true,
-                Err(mpsc::error::TrySendError::Full(m)) if started.elapsed() < timeout => {
-                    msg = Some(m);
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Err(_) => {}
-            }
-        }
-        let acked = sent
-            && rx
-                .recv_timeout(timeout.saturating_sub(started.elapsed()))
-                .is_ok();
-        if sent && !acked {
-            (self.error_hook)(&PipelineError::Timeout {
-                what: if close {
-                    "closing the pipeline"
-                } else {
-                    "flush"
-                },
-            });
-        }
-        acked
-    }
-
-    fn wait_for_worker(&self, timeout: Duration, close: bool, may_move_runtime: bool) {
-        let Some(queue) = &self.queue else {
-            self.flush_writers();
-            return;
-        };
-        if queue.closed.load(Ordering::Acquire) {
-            self.flush_writers();
-            return;
-        }
-        // Blocking a current_thread runtime would stall the worker: write from here instead.
-        // On a multi-thread runtime, `block_in_place` lets the other workers run the worker
-        // task while this thread waits.
-        let flavor = tokio::runtime::Handle::try_current()
-            .ok()
-            .map(|h| h.runtime_flavor());
-        let acked = match flavor {
-            None => self.request_and_wait(queue, timeout, close),
-            Some(tokio::runtime::RuntimeFlavor::MultiThread) if may_move_runtime => {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    tokio::task::block_in_place(|| self.request_and_wait(queue, timeout, close))
-                }))
-                .unwrap_or(false)
-            }
-            // Without moving the runtime off this thread, the worker task may be queued right
-            // here: wait briefly, then write from here.
-            Some(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                self.request_and_wait(queue, timeout.min(Duration::from_millis(200)), close)
-            }
-            Some(_) => false,
-        };
-        if close || !acked {
-            if close {
-                self.close_and_drain();
-            } else {
-                self.drain_now(queue);
-            }
-        }
-        self.flush_writers();
+    pub(crate) fn stats(&self) -> Stats {
+        let queued = self
+            .queue
+            .as_ref()
+            .map_or(0, |q| q.ring.tail().saturating_sub(q.ring.head()));
+        Stats::collect(self.sinks.iter().map(|s| &s.counters), queued)
     }
 }
 
-/// Starts async pipelines: a tokio task drains the queue into batches and writes them with
-/// `AsyncWrite`.
-///
-/// # Examples
-///
-/// ```
-/// use kakashi::{info, AsyncPipeline, PipelineConfig, Writer};
-///
-/// # let dir = std::env::temp_dir().join(format!("kakashi-doc-async-{}", std::process::id()));
-/// # let path = dir.join("app.log");
-/// #[tokio::main]
-/// async fn run(path: &std::path::Path) {
-///     let config = PipelineConfig::builder().writer(Writer::file(&path)).build().unwrap();
-///     let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
-///     let log = pipeline.logger("app");
-///     info!(log, "started"; workers = 4);
-///     guard.shutdown().await; // or let it drop: the drop flushes too
-/// #   assert!(std::fs::read_to_string(&path).unwrap().contains("msg=started workers=4"));
-/// }
-/// run(&path);
-/// # let _ = std::fs::remove_dir_all(dir);
-/// ```
-#[derive(Debug)]
-pub struct AsyncPipeline {
-    _private: (),
-}
-
-impl AsyncPipeline {
-    /// Starts a pipeline: on a tokio runtime, the worker task is spawned on it; without one
-    /// (a plain `fn main`), a synchronous pipeline to the same writers is started instead.
-    ///
-    /// # Errors
-    ///
-    /// [`Error`] when a writer cannot be opened (a file's path, for example).
-    pub fn start(config: PipelineConfig) -> Result<(Pipeline, PipelineGuard), Error> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                let (pipeline, guard, worker) = AsyncPipeline::with_worker(config)?;
-                handle.spawn(worker.run());
-                Ok((pipeline, guard))
-            }
-            Err(_) => SyncPipeline::start(config),
-        }
-    }
-
-    /// Builds a pipeline and hands its worker back instead of spawning it: run
-    /// [`Worker::run`] on the executor of your choice. Until it runs, a full queue makes
-    /// callers write their own lines ([`Overflow::WriteInline`]); if it is dropped without
-    /// running, what is queued is written synchronously and later records are too.
-    ///
-    /// # Errors
-    ///
-    /// [`Error`] when a writer cannot be opened.
-    pub fn with_worker(config: PipelineConfig) -> Result<(Pipeline, PipelineGuard, Worker), Error> {
-        let (tx, rx) = mpsc::channel(config.queue_capacity);
-        let queue = Queue {
-            tx,
-            rx: Mutex::new(rx),
-            closed: AtomicBool::new(false),
-            overflow: config.overflow,
-        };
-        let batch_bytes = config.batch_bytes;
-        let tick = config.flush_interval;
-        let (pipeline, sides) = Pipeline::build(config, Some(queue))?;
-        let worker = Worker::new(Arc::clone(&pipeline.shared), sides, batch_bytes, tick);
-        let guard = PipelineGuard::new(pipeline.clone());
-        Ok((pipeline, guard, worker))
-    }
-}
-
-/// Starts synchronous pipelines: each line is written by the caller, one `write` per line.
-#[derive(Debug)]
-pub struct SyncPipeline {
-    _private: (),
-}
-
-impl SyncPipeline {
-    /// Starts a synchronous pipeline.
-    ///
-    /// # Errors
-    ///
-    /// [`Error`] when a writer cannot be opened.
-    pub fn start(config: PipelineConfig) -> Result<(Pipeline, PipelineGuard), Error> {
-        let (pipeline, _) = Pipeline::build(config, None)?;
-        let guard = PipelineGuard::new(pipeline.clone());
-        Ok((pipeline, guard))
-    }
-}
-
-/// Keeps a pipeline's worker writing; dropping it flushes and stops the pipeline.
-///
-/// Dropping the guard waits (at most the config's `drop_timeout`, 2 s by default) for the worker
-/// to write what is queued, then writes anything left from the dropping thread; records logged
-/// afterwards are written synchronously, so nothing is lost. In async code, prefer
-/// [`PipelineGuard::shutdown`].
-#[must_use = "dropping the guard flushes and stops the pipeline"]
-#[derive(Debug)]
-pub struct PipelineGuard {
-    pipeline: Option<Pipeline>,
-}
-
-impl PipelineGuard {
-    fn new(pipeline: Pipeline) -> Self {
-        PipelineGuard {
-            pipeline: Some(pipeline),
-        }
-    }
-
-    /// The pipeline this guard stops.
-    pub fn pipeline(&self) -> Option<&Pipeline> {
-        self.pipeline.as_ref()
-    }
-
-    /// Writes everything queued, flushes, and stops the worker, waiting at most 5 seconds;
-    /// returns false if that deadline passed (the rest is then written from this task).
-    pub async fn shutdown(self) -> bool {
-        self.shutdown_within(Duration::from_secs(5)).await
-    }
-
-    /// Like [`shutdown`](Self::shutdown) with a deadline of your choice.
-    pub async fn shutdown_within(mut self, deadline: Duration) -> bool {
-        match self.pipeline.take() {
-            Some(pipeline) => pipeline.shutdown(deadline).await,
-            None => true,
-        }
-    }
-}
-
-impl Drop for PipelineGuard {
-    fn drop(&mut self) {
-        if let Some(pipeline) = self.pipeline.take() {
-            let timeout = pipeline.shared.drop_timeout;
-            pipeline.close_blocking(timeout);
+/// Runs the consumer until its position reaches `target` or the queue is empty, waiting out
+/// producers that are mid-push.
+fn drain_to(
+    consumer: &mut Consumer,
+    shared: &Shared,
+    queue: &AsyncParts,
+    cx: &mut std::task::Context<'_>,
+    stalled: Stalled,
+    target: u64,
+) -> consumer::Step {
+    loop {
+        match consumer.run(shared, &queue.ring, cx, stalled, target) {
+            consumer::Step::InFlight => std::thread::yield_now(),
+            consumer::Step::More if queue.ring.head() < target => {}
+            step => return step,
         }
     }
 }

@@ -5,16 +5,22 @@
 //!
 //! | constructor | async pipeline writes with | synchronous path (no runtime, overflow, shutdown) |
 //! |---|---|---|
-//! | [`Writer::stdout`] / [`Writer::stderr`] | `tokio::io::stdout()` / `stderr()` | `std::io::stdout()` / `stderr()` |
-//! | [`Writer::file`] | `tokio::fs::File` | the same open file (`O_APPEND`) |
+//! | [`Writer::stdout`] / [`Writer::stderr`] | `std::io::stdout()` / `stderr()` | the same |
+//! | [`Writer::file`] | the open file (`O_APPEND`), one `write` per batch | the same |
 //! | [`Writer::memory`] | the in-memory buffer | the in-memory buffer |
 //! | [`Writer::sync`] | your [`SyncWrite`] | your [`SyncWrite`] |
 //! | [`Writer::async_writer`] | your `AsyncWrite` (TCP, Unix socket, …) | its sync twin if given, else the fallback writer |
 //!
-//! Lines are written whole: a batch only ever holds complete lines, a file is opened with
-//! `O_APPEND` so that each `write` lands at the end in one piece, and a line written on the
-//! synchronous path is one `write` call. That is what keeps a worker and an inline writer from
-//! interleaving bytes inside a line.
+//! Lines are written whole: a batch only ever holds complete lines, and one party at a time
+//! (the consumer role) writes a destination's queued lines. When a destination takes only part
+//! of a batch, the next write starts at the first byte it did not take: bytes a destination
+//! accepted are never written to it twice.
+//!
+//! Files and standard streams are written with plain `write` calls by whoever holds the
+//! consumer role (normally the worker task): a write to a file lands in the page cache, and
+//! `tokio::fs::File` would only move the same call to another thread while reporting the bytes
+//! as written before the OS has them, which would make exact accounting impossible. `AsyncWrite`
+//! destinations (sockets) are polled, and their `Ready(Ok(n))` is the count that matters.
 
 mod memory;
 mod stdio;
@@ -36,10 +42,11 @@ pub use stdio::{StderrWriter, StdoutWriter};
 
 /// A destination that takes whole lines synchronously.
 ///
-/// `write_lines` receives one or more complete lines; implementations should write them with as
-/// few calls as possible (ideally one), so that lines from several writers do not interleave.
-/// Errors are returned, never panicked on; the pipeline counts them, reports them through the
-/// error hook and sends the lines to the fallback writer.
+/// `write_lines` receives one or more complete lines and writes all of them or fails. Writers
+/// that can say how much a single call took (files, pipes, sockets) also implement
+/// [`write`](SyncWrite::write), so that a short write is resumed from its offset instead of
+/// rewritten. Errors are returned, never panicked on; the pipeline counts them, reports them
+/// through the error hook and sends the unfinished lines to the fallback writer.
 ///
 /// # Examples
 ///
@@ -69,6 +76,19 @@ pub trait SyncWrite: Send + Sync + fmt::Debug + 'static {
     ///
     /// Any I/O error of the destination.
     fn write_lines(&self, lines: &[u8]) -> io::Result<()>;
+
+    /// Writes a prefix of `buf` (ideally with one system call) and returns its length, like
+    /// [`std::io::Write::write`]. After `Ok(n)`, the pipeline's next call starts at `buf[n..]`.
+    ///
+    /// The default calls [`write_lines`](SyncWrite::write_lines): all of `buf` or an error
+    /// (after which the pipeline assumes nothing was written).
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error of the destination.
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_lines(buf).map(|()| buf.len())
+    }
 
     /// Flushes buffered lines, if the writer buffers.
     ///
@@ -116,15 +136,15 @@ impl FileWriter {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    pub(crate) fn try_clone_std(&self) -> io::Result<File> {
-        self.file.try_clone()
-    }
 }
 
 impl SyncWrite for FileWriter {
     fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
         (&self.file).write_all(lines)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.file).write(buf)
     }
 }
 
@@ -278,7 +298,8 @@ pub(crate) struct Opened {
 pub(crate) enum AsyncSide {
     /// The worker writes through this.
     Async(BoxAsyncWrite),
-    /// The worker calls the synchronous writer (in-memory and custom sync writers).
+    /// The worker calls the synchronous writer (files, standard streams, in-memory and custom
+    /// sync writers).
     UseSync,
     /// Only the synchronous pipeline will use this writer.
     None,
@@ -298,11 +319,7 @@ impl Target {
                     is_terminal: sync.is_terminal(),
                     sync: Arc::new(sync),
                     sync_is_fallback: false,
-                    async_writer: if with_async {
-                        AsyncSide::Async(Box::new(tokio::io::stdout()))
-                    } else {
-                        AsyncSide::None
-                    },
+                    async_writer: AsyncSide::UseSync,
                     name,
                 }
             }
@@ -312,29 +329,17 @@ impl Target {
                     is_terminal: sync.is_terminal(),
                     sync: Arc::new(sync),
                     sync_is_fallback: false,
-                    async_writer: if with_async {
-                        AsyncSide::Async(Box::new(tokio::io::stderr()))
-                    } else {
-                        AsyncSide::None
-                    },
+                    async_writer: AsyncSide::UseSync,
                     name,
                 }
             }
             Target::File(path) => {
                 let file = FileWriter::open(path)?;
-                let async_writer = if with_async {
-                    let std_file = file
-                        .try_clone_std()
-                        .map_err(|e| Error::open_file(path, e))?;
-                    AsyncSide::Async(Box::new(tokio::fs::File::from_std(std_file)))
-                } else {
-                    AsyncSide::None
-                };
                 Opened {
                     is_terminal: false,
                     sync: Arc::new(file),
                     sync_is_fallback: false,
-                    async_writer,
+                    async_writer: AsyncSide::UseSync,
                     name,
                 }
             }
@@ -342,11 +347,7 @@ impl Target {
                 is_terminal: w.is_terminal(),
                 sync: Arc::clone(w),
                 sync_is_fallback: false,
-                async_writer: if with_async {
-                    AsyncSide::UseSync
-                } else {
-                    AsyncSide::None
-                },
+                async_writer: AsyncSide::UseSync,
                 name,
             },
             Target::Async { writer, twin, .. } => {

@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal, Write as _};
 
 use super::SyncWrite;
 
-/// Standard output, written through `std`'s lock (one `write_all` per batch).
+/// Standard output, written through `std`'s lock (one `write` per batch; a short write is resumed).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdoutWriter {
     _private: (),
@@ -13,6 +13,10 @@ pub struct StdoutWriter {
 impl SyncWrite for StdoutWriter {
     fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
         io::stdout().lock().write_all(lines)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        io::stdout().lock().write(buf)
     }
 
     fn flush(&self) -> io::Result<()> {
@@ -24,7 +28,7 @@ impl SyncWrite for StdoutWriter {
     }
 }
 
-/// Standard error, written through `std`'s lock (one `write_all` per batch). This is the
+/// Standard error, written through `std`'s lock (one `write` per batch; a short write is resumed). This is the
 /// default fallback writer.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StderrWriter {
@@ -34,6 +38,10 @@ pub struct StderrWriter {
 impl SyncWrite for StderrWriter {
     fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
         io::stderr().lock().write_all(lines)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        io::stderr().lock().write(buf)
     }
 
     fn flush(&self) -> io::Result<()> {

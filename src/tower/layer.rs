@@ -1,0 +1,213 @@
+//! [`RequestLogLayer`]: the layer, its settings and the configuration it shares with the
+//! services it makes.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::HeaderName;
+use http::Extensions;
+use tower_layer::Layer;
+
+use super::client_ip::TrustedProxy;
+use super::request_id::X_REQUEST_ID;
+use super::service::RequestLogService;
+use crate::context::LogContext;
+use crate::level::Level;
+use crate::logger::{get_logger, Logger};
+
+type PeerFn = Arc<dyn Fn(&Extensions) -> Option<SocketAddr> + Send + Sync>;
+
+#[derive(Clone)]
+pub(super) struct Config {
+    pub(super) logger: Logger,
+    pub(super) context: LogContext,
+    pub(super) trusted: Vec<TrustedProxy>,
+    pub(super) peer_addr: Option<PeerFn>,
+    pub(super) header: HeaderName,
+    pub(super) success: Level,
+    pub(super) client_error: Level,
+    pub(super) server_error: Level,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("logger", &self.logger.name())
+            .field("context", &self.context)
+            .field("trusted_proxies", &self.trusted)
+            .field("custom_peer_addr", &self.peer_addr.is_some())
+            .field("request_id_header", &self.header)
+            .field("success_level", &self.success)
+            .field("client_error_level", &self.client_error)
+            .field("server_error_level", &self.server_error)
+            .finish()
+    }
+}
+
+impl Config {
+    pub(super) fn level_for(&self, status: u16) -> Level {
+        match status {
+            500.. => self.server_error,
+            400..=499 => self.client_error,
+            _ => self.success,
+        }
+    }
+}
+
+/// A tower [`Layer`] that gives each request a request id, a [`LogContext`] and an access
+/// record. See the [module docs](crate::tower) for what it does and examples.
+///
+/// Setters take and return the layer by value. Defaults:
+///
+/// | setting | default |
+/// |---|---|
+/// | [`logger`](Self::logger) | [`get_logger("access")`](crate::get_logger) (the global pipeline) |
+/// | [`context`](Self::context) | empty |
+/// | [`trust_proxy`](Self::trust_proxy) | none: `X-Forwarded-For` and `X-Real-IP` are ignored |
+/// | [`peer_addr`](Self::peer_addr) | a [`PeerAddr`](super::PeerAddr), else a [`SocketAddr`] request extension |
+/// | [`request_id_header`](Self::request_id_header) | `x-request-id` |
+/// | [`success_level`](Self::success_level) | [`Level::Info`] (1xx, 2xx, 3xx) |
+/// | [`client_error_level`](Self::client_error_level) | [`Level::Warn`] (4xx, and 499 for cancelled requests) |
+/// | [`server_error_level`](Self::server_error_level) | [`Level::Error`] (5xx, failed and panicked requests) |
+///
+/// Cloning the layer is one reference-count increment.
+///
+/// # Examples
+///
+/// ```
+/// use kakashi::tower::RequestLogLayer;
+/// use kakashi::{Level, LogContext};
+///
+/// let layer = RequestLogLayer::new()
+///     .context(LogContext::new().with_service_name("billing").with_version("1.4.2"))
+///     .trust_proxy("10.0.0.0/8".parse().unwrap())
+///     .client_error_level(Level::Info);
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it wraps a service"]
+pub struct RequestLogLayer {
+    pub(super) config: Arc<Config>,
+}
+
+impl Default for RequestLogLayer {
+    fn default() -> Self {
+        RequestLogLayer {
+            config: Arc::new(Config {
+                logger: get_logger("access"),
+                context: LogContext::new(),
+                trusted: Vec::new(),
+                peer_addr: None,
+                header: X_REQUEST_ID,
+                success: Level::Info,
+                client_error: Level::Warn,
+                server_error: Level::Error,
+            }),
+        }
+    }
+}
+
+impl RequestLogLayer {
+    /// A layer with the defaults in the table above.
+    pub fn new() -> Self {
+        RequestLogLayer::default()
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// The logger that writes the access records (for example
+    /// [`pipeline.logger("access")`](crate::Pipeline::logger)).
+    pub fn logger(mut self, logger: Logger) -> Self {
+        self.config_mut().logger = logger;
+        self
+    }
+
+    /// Fields every request's context starts from (service name, version, environment, …);
+    /// the request's own `ip`, `access` and `request_id` win over the same fields here.
+    pub fn context(mut self, context: LogContext) -> Self {
+        self.config_mut().context = context;
+        self
+    }
+
+    /// Believes `X-Forwarded-For` and `X-Real-IP` on connections from `proxy` (one address
+    /// or a network). Trust only the proxies in front of your service: a client that can
+    /// reach the service directly can write these headers.
+    pub fn trust_proxy(mut self, proxy: TrustedProxy) -> Self {
+        self.config_mut().trusted.push(proxy);
+        self
+    }
+
+    /// Adds several trusted proxies; see [`trust_proxy`](Self::trust_proxy).
+    pub fn trust_proxies(mut self, proxies: impl IntoIterator<Item = TrustedProxy>) -> Self {
+        self.config_mut().trusted.extend(proxies);
+        self
+    }
+
+    /// Where to find the connection's peer address in a request's extensions, replacing the
+    /// default lookup of [`PeerAddr`](super::PeerAddr) and [`SocketAddr`]. With axum:
+    /// `.peer_addr(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0))`.
+    pub fn peer_addr(
+        mut self,
+        extract: impl Fn(&Extensions) -> Option<SocketAddr> + Send + Sync + 'static,
+    ) -> Self {
+        self.config_mut().peer_addr = Some(Arc::new(extract));
+        self
+    }
+
+    /// The header that carries the request id, in requests and responses (default
+    /// `x-request-id`).
+    pub fn request_id_header(mut self, header: HeaderName) -> Self {
+        self.config_mut().header = header;
+        self
+    }
+
+    /// The level of access records with a 1xx, 2xx or 3xx status (default info).
+    pub fn success_level(mut self, level: Level) -> Self {
+        self.config_mut().success = level;
+        self
+    }
+
+    /// The level of access records with a 4xx status, cancelled requests included (default
+    /// warn).
+    pub fn client_error_level(mut self, level: Level) -> Self {
+        self.config_mut().client_error = level;
+        self
+    }
+
+    /// The level of access records with a 5xx status, failed and panicked requests included
+    /// (default error).
+    pub fn server_error_level(mut self, level: Level) -> Self {
+        self.config_mut().server_error = level;
+        self
+    }
+}
+
+impl<S> Layer<S> for RequestLogLayer {
+    type Service = RequestLogService<S>;
+
+    fn layer(&self, inner: S) -> RequestLogService<S> {
+        RequestLogService {
+            inner,
+            config: Arc::clone(&self.config),
+            peer: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_by_status() {
+        let config = RequestLogLayer::new().config;
+        assert_eq!(config.level_for(101), Level::Info);
+        assert_eq!(config.level_for(304), Level::Info);
+        assert_eq!(config.level_for(404), Level::Warn);
+        assert_eq!(config.level_for(499), Level::Warn);
+        assert_eq!(config.level_for(503), Level::Error);
+    }
+}
