@@ -53,7 +53,7 @@ use crate::record::{Location, LogRecord};
 use crate::write::{AsyncSide, SyncWrite};
 use consumer::{Consumer, Stalled};
 use line::{format_line, DepthGuard, MAX_DEPTH};
-use queue::{Entry, LineQueue};
+use queue::{Entry, LineQueue, Refused};
 use stats::SinkCounters;
 
 /// One writer as the pipeline uses it.
@@ -336,39 +336,25 @@ impl Shared {
             self.write_unqueued(index, &line);
             return;
         };
-        if !queue.ring.is_closing() {
-            let entry = Entry {
-                sink: index as u32,
-                line,
-            };
-            match queue.ring.push(entry) {
-                Ok(()) => {
-                    if queue.ring.is_closing() {
-                        // The pipeline closed while this line was being queued: the closing
-                        // drain may have missed it, so drain now.
-                        self.consume_now(queue);
-                    } else if queue.ring.should_wake() {
-                        queue.wake_worker();
-                    }
-                    return;
+        let entry = Entry {
+            sink: index as u32,
+            line,
+        };
+        match queue.ring.push(entry) {
+            Ok(false) => {}
+            Ok(true) => queue.wake_worker(),
+            Err(Refused::Full(entry)) => match queue.overflow {
+                Overflow::Drop => self.sinks[index].counters.drop_line(level),
+                Overflow::WriteInline => {
+                    self.sinks[index]
+                        .counters
+                        .inline
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.write_through_consumer(queue, index, &entry.line);
                 }
-                Err(entry) => match queue.overflow {
-                    Overflow::Drop => {
-                        self.sinks[index].counters.drop_line(level);
-                        return;
-                    }
-                    Overflow::WriteInline => {
-                        self.sinks[index]
-                            .counters
-                            .inline
-                            .fetch_add(1, Ordering::Relaxed);
-                        self.write_through_consumer(queue, index, &entry.line);
-                        return;
-                    }
-                },
-            }
+            },
+            Err(Refused::Closed(entry)) => self.write_through_consumer(queue, index, &entry.line),
         }
-        self.write_through_consumer(queue, index, &line);
     }
 
     /// Takes the consumer role (waiting for it), writes everything queued before this line,
@@ -388,35 +374,21 @@ impl Shared {
             let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
             // Everything queued before this call, the caller's own earlier lines among them.
             let before = queue.ring.tail();
-            let step = drain_to(&mut consumer, self, queue, &mut cx, Stalled::Wait, before);
+            // Once the queue is closed no worker finishes what an async destination leaves.
+            let stalled = if queue.ring.is_closing() {
+                Stalled::Divert
+            } else {
+                Stalled::Wait
+            };
+            let step = drain_to(&mut consumer, self, queue, &mut cx, stalled, before);
             let position = queue.ring.head();
             consumer.push_direct(sink, index, position, line);
-            let after = consumer.run(self, &queue.ring, &mut cx, Stalled::Wait, position);
+            let after = consumer.run(self, &queue.ring, &mut cx, stalled, position);
             step == consumer::Step::Pending || after == consumer::Step::Pending
         };
         // The worker may be waiting for the role, or (when an async destination did not take
         // everything) have lines to finish.
         let _ = stalled;
-        queue.wake_worker();
-    }
-
-    /// Drains the queue from this thread (a push that raced with the close).
-    fn consume_now(&self, queue: &AsyncParts) {
-        if line::consuming() {
-            return; // this thread is the consumer: its run takes the line
-        }
-        let _consuming = line::ConsumingGuard::enter();
-        let mut consumer = sync::lock(&queue.consumer);
-        let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
-        drain_to(
-            &mut consumer,
-            self,
-            queue,
-            &mut cx,
-            Stalled::Divert,
-            u64::MAX,
-        );
-        drop(consumer);
         queue.wake_worker();
     }
 

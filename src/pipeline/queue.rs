@@ -15,11 +15,11 @@
 //! stamps make uncontended (whoever locks it owns the slot by the protocol), so taking it is a
 //! single compare-and-swap, never a wait; it keeps the crate free of `unsafe`.
 
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use bytes::Bytes;
 
-use super::sync::{lock, AtomicBool, AtomicU64, Mutex};
+use super::sync::{lock, AtomicU64, Mutex};
 
 /// One queued line and the writer it is for.
 #[derive(Debug)]
@@ -45,20 +45,33 @@ pub(crate) enum Pop {
     InFlight,
 }
 
-/// The ring, the flush counters, and the flags producers and the worker share.
+/// The `tail` word: the next position in the low bits, and two flags that producers must see
+/// in the same compare-and-swap that claims a position (so neither can be missed).
+const IDLE: u64 = 1 << 63;
+/// Set once the queue is closed: no position is claimed after it.
+const CLOSED: u64 = 1 << 62;
+const POSITION: u64 = CLOSED - 1;
+
+/// Why [`LineQueue::push`] handed a line back.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The ring is full.
+    Full(Entry),
+    /// The queue is closed: the line is to be written synchronously.
+    Closed(Entry),
+}
+
+/// The ring and the flush counters, shared by producers and the consumer role.
 pub(crate) struct LineQueue {
     slots: Box<[Slot]>,
     mask: u64,
-    /// The next position a producer claims. Everything below it is accepted.
+    /// The next position a producer claims (everything below it is accepted), with the
+    /// [`IDLE`] and [`CLOSED`] flags.
     tail: AtomicU64,
     /// The next position the consumer takes (written only by the consumer-role holder).
     head: AtomicU64,
     /// Every line at a position below this is finished.
     completed: AtomicU64,
-    /// Set by the worker before it parks; a producer that sees it wakes the worker.
-    idle: AtomicBool,
-    /// Set once the pipeline closes: producers write synchronously from then on.
-    closing: AtomicBool,
 }
 
 impl LineQueue {
@@ -78,8 +91,6 @@ impl LineQueue {
             tail: AtomicU64::new(0),
             head: AtomicU64::new(0),
             completed: AtomicU64::new(0),
-            idle: AtomicBool::new(false),
-            closing: AtomicBool::new(false),
         }
     }
 
@@ -87,33 +98,36 @@ impl LineQueue {
         self.mask + 1
     }
 
-    /// Queues `entry`; hands it back when the ring is full.
-    ///
-    /// The claim is `SeqCst` so that it is ordered with the worker's `idle` flag (see
-    /// [`LineQueue::should_wake`]) and with `closing` (see [`LineQueue::close`]).
+    /// Queues `entry`. `Ok(true)` means the worker had parked and must be woken (exactly one
+    /// producer is told so); a full or closed queue hands the entry back.
     #[inline]
-    pub(crate) fn push(&self, entry: Entry) -> Result<(), Entry> {
-        let mut pos = self.tail.load(Relaxed);
+    pub(crate) fn push(&self, entry: Entry) -> Result<bool, Refused> {
+        let mut word = self.tail.load(Relaxed);
         loop {
+            if word & CLOSED != 0 {
+                return Err(Refused::Closed(entry));
+            }
+            let pos = word & POSITION;
             let slot = &self.slots[(pos & self.mask) as usize];
             let stamp = slot.stamp.load(Acquire);
             if stamp == pos {
+                // Claiming the position also clears IDLE: whoever clears it wakes the worker.
                 match self
                     .tail
-                    .compare_exchange_weak(pos, pos + 1, SeqCst, Relaxed)
+                    .compare_exchange_weak(word, pos + 1, AcqRel, Relaxed)
                 {
                     Ok(_) => {
                         *lock(&slot.entry) = Some(entry);
                         slot.stamp.store(pos + 1, Release);
-                        return Ok(());
+                        return Ok(word & IDLE != 0);
                     }
-                    Err(now) => pos = now,
+                    Err(now) => word = now,
                 }
             } else if stamp < pos {
                 // The slot still holds the line from one lap ago: the ring is full.
-                return Err(entry);
+                return Err(Refused::Full(entry));
             } else {
-                pos = self.tail.load(Relaxed);
+                word = self.tail.load(Relaxed);
             }
         }
     }
@@ -131,7 +145,7 @@ impl LineQueue {
                 // Unreachable by the protocol; treat as an empty slot rather than panic.
                 None => Pop::Empty,
             }
-        } else if self.tail.load(SeqCst) > pos {
+        } else if self.tail() > pos {
             Pop::InFlight
         } else {
             Pop::Empty
@@ -140,7 +154,7 @@ impl LineQueue {
 
     /// Positions claimed so far: lines accepted into the ring. A flush waits for this.
     pub(crate) fn tail(&self) -> u64 {
-        self.tail.load(SeqCst)
+        self.tail.load(Acquire) & POSITION
     }
 
     /// The consumer's position.
@@ -150,7 +164,7 @@ impl LineQueue {
 
     /// True when a line is queued or being queued.
     pub(crate) fn has_lines(&self) -> bool {
-        self.tail.load(SeqCst) > self.head.load(Acquire)
+        self.tail() > self.head()
     }
 
     pub(crate) fn completed(&self) -> u64 {
@@ -162,37 +176,33 @@ impl LineQueue {
         self.completed.fetch_max(position, AcqRel);
     }
 
-    /// The worker is about to park. Returns true if it must not, because lines arrived (or
-    /// the queue is closing) — then the flag is cleared again.
+    /// The worker is about to park: sets IDLE in the tail word. Returns true if it must not
+    /// park, because lines arrived (or the queue is closed) — then the flag is cleared again.
     pub(crate) fn park_worker(&self) -> bool {
-        self.idle.store(true, SeqCst);
-        if self.has_lines() || self.closing.load(SeqCst) {
-            self.idle.store(false, SeqCst);
+        let word = self.tail.fetch_or(IDLE, AcqRel);
+        if word & POSITION > self.head() || word & CLOSED != 0 {
+            self.unpark_worker();
             return true;
         }
         false
     }
 
-    /// After a push: true (once) if the worker parked and must be woken.
-    #[inline]
-    pub(crate) fn should_wake(&self) -> bool {
-        self.idle.load(SeqCst) && self.idle.swap(false, AcqRel)
-    }
-
-    /// Marks the worker as running (it was woken or found work).
+    /// Clears IDLE (the worker runs, so producers need not wake it).
     pub(crate) fn unpark_worker(&self) {
-        self.idle.store(false, SeqCst);
+        if self.tail.load(Relaxed) & IDLE != 0 {
+            self.tail.fetch_and(!IDLE, AcqRel);
+        }
     }
 
-    /// Closes the queue: producers that have not pushed yet write synchronously, and a producer
-    /// whose push raced with the close sees `is_closing` afterwards and drains the queue itself.
-    pub(crate) fn close(&self) {
-        self.closing.store(true, SeqCst);
+    /// Closes the queue and returns the number of positions ever claimed: every push either
+    /// got a position below it or is refused as [`Refused::Closed`].
+    pub(crate) fn close(&self) -> u64 {
+        self.tail.fetch_or(CLOSED, AcqRel) & POSITION
     }
 
     #[inline]
     pub(crate) fn is_closing(&self) -> bool {
-        self.closing.load(SeqCst)
+        self.tail.load(Acquire) & CLOSED != 0
     }
 }
 
@@ -200,7 +210,7 @@ impl std::fmt::Debug for LineQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LineQueue")
             .field("capacity", &self.capacity())
-            .field("tail", &self.tail.load(Relaxed))
+            .field("tail", &self.tail())
             .field("head", &self.head.load(Relaxed))
             .field("completed", &self.completed.load(Relaxed))
             .finish()
@@ -210,10 +220,18 @@ impl std::fmt::Debug for LineQueue {
 #[cfg(all(test, kakashi_loom))]
 mod loom_tests {
     //! Model checks of the queue protocol: run with
-    //! `RUSTFLAGS="--cfg kakashi_loom" cargo test --release --lib loom_`.
+    //! `RUSTFLAGS="--cfg kakashi_loom" cargo test --release --lib loom_` (scripts/loom.sh).
     use super::*;
+    use loom::sync::atomic::AtomicBool;
     use loom::sync::Arc;
     use loom::thread;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
 
     fn entry(sink: u32, n: u8) -> Entry {
         Entry {
@@ -222,7 +240,7 @@ mod loom_tests {
         }
     }
 
-    /// Takes every line at and after the head until `until` positions are finished.
+    /// Takes lines until the consumer's position reaches `until`, then publishes the barrier.
     fn consume(queue: &LineQueue, until: u64, seen: &mut Vec<(u32, u8)>) {
         while queue.head() < until {
             match queue.pop() {
@@ -235,36 +253,22 @@ mod loom_tests {
 
     #[test]
     fn loom_two_producers_one_consumer_lose_nothing_and_keep_each_producers_order() {
-        loom::model(|| {
-            let queue = Arc::new(LineQueue::new(2));
+        model(|| {
+            let queue = Arc::new(LineQueue::new(4));
             let producers: Vec<_> = (0..2u32)
                 .map(|p| {
                     let queue = Arc::clone(&queue);
                     thread::spawn(move || {
-                        let mut pushed = 0;
                         for n in 0..2u8 {
-                            // A full ring hands the line back: the overflow path would write
-                            // it itself; here it is simply retried.
-                            let mut e = entry(p, n);
-                            loop {
-                                match queue.push(e) {
-                                    Ok(()) => break,
-                                    Err(back) => {
-                                        e = back;
-                                        thread::yield_now();
-                                    }
-                                }
-                            }
-                            pushed += 1;
+                            assert!(queue.push(entry(p, n)).is_ok());
                         }
-                        pushed
                     })
                 })
                 .collect();
             let mut seen = Vec::new();
             consume(&queue, 4, &mut seen);
             for p in producers {
-                assert_eq!(p.join().unwrap(), 2);
+                p.join().unwrap();
             }
             assert_eq!(seen.len(), 4);
             for p in 0..2u32 {
@@ -275,18 +279,45 @@ mod loom_tests {
     }
 
     #[test]
+    fn loom_a_full_ring_refuses_and_recovers_after_a_pop() {
+        model(|| {
+            let queue = Arc::new(LineQueue::new(2));
+            assert!(queue.push(entry(0, 0)).is_ok());
+            assert!(queue.push(entry(0, 1)).is_ok());
+            let consumer = {
+                let queue = Arc::clone(&queue);
+                thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    consume(&queue, 1, &mut seen);
+                    seen
+                })
+            };
+            // Full until the consumer takes one; never a lost or doubled line.
+            let third = match queue.push(entry(0, 2)) {
+                Ok(_) => true,
+                Err(Refused::Full(_)) => false,
+                Err(Refused::Closed(_)) => panic!("not closed"),
+            };
+            assert_eq!(consumer.join().unwrap(), vec![(0, 0)]);
+            if !third {
+                assert!(queue.push(entry(0, 2)).is_ok());
+            }
+            assert_eq!(queue.tail(), 3);
+        });
+    }
+
+    #[test]
     fn loom_a_flush_target_covers_every_returned_push() {
-        loom::model(|| {
+        model(|| {
             let queue = Arc::new(LineQueue::new(4));
             let other = {
                 let queue = Arc::clone(&queue);
                 thread::spawn(move || queue.push(entry(1, 1)).is_ok())
             };
             assert!(queue.push(entry(0, 0)).is_ok());
-            // A flush starting now: its target must include our push, and reaching it means
-            // our line was taken.
+            // A flush starting now: its target includes our push, and reaching it means our
+            // line was taken.
             let target = queue.tail();
-            assert!(target >= 1);
             let consumer = {
                 let queue = Arc::clone(&queue);
                 thread::spawn(move || {
@@ -304,57 +335,44 @@ mod loom_tests {
 
     #[test]
     fn loom_a_parking_worker_never_misses_a_push() {
-        loom::model(|| {
+        model(|| {
             let queue = Arc::new(LineQueue::new(2));
             let woken = Arc::new(AtomicBool::new(false));
             let producer = {
                 let queue = Arc::clone(&queue);
                 let woken = Arc::clone(&woken);
                 thread::spawn(move || {
-                    assert!(queue.push(entry(0, 0)).is_ok());
-                    if queue.should_wake() {
+                    if queue.push(entry(0, 0)).unwrap_or(false) {
                         woken.store(true, SeqCst);
                     }
                 })
             };
-            // The worker, with nothing taken yet, tries to park.
+            // The worker, with nothing taken, tries to park.
             let parked = !queue.park_worker();
             producer.join().unwrap();
             if parked {
-                // Parked: the producer must have woken it.
                 assert!(woken.load(SeqCst), "the worker parked and nobody woke it");
             }
         });
     }
 
     #[test]
-    fn loom_a_push_racing_a_close_is_drained_by_someone() {
-        loom::model(|| {
+    fn loom_a_push_racing_a_close_is_counted_by_the_close_or_refused() {
+        model(|| {
             let queue = Arc::new(LineQueue::new(2));
             let producer = {
                 let queue = Arc::clone(&queue);
-                thread::spawn(move || {
-                    if queue.is_closing() {
-                        return false; // would write synchronously
-                    }
-                    assert!(queue.push(entry(0, 0)).is_ok());
-                    // Raced with the close: the producer drains itself.
-                    queue.is_closing()
+                thread::spawn(move || match queue.push(entry(0, 0)) {
+                    Ok(_) => true,
+                    Err(Refused::Closed(_)) => false,
+                    Err(Refused::Full(_)) => panic!("not full"),
                 })
             };
-            queue.close();
-            let target = queue.tail();
-            let closer_took = target == 1;
-            let producer_drains = producer.join().unwrap();
-            // The closer drains up to its target; if its target missed the push, the producer
-            // must have seen the close.
-            let pushed = queue.tail() == 1;
-            if pushed {
-                assert!(
-                    closer_took || producer_drains,
-                    "a pushed line nobody drains"
-                );
-            }
+            let target = queue.close();
+            let pushed = producer.join().unwrap();
+            // A line in the ring is always below the closing drain's target.
+            assert_eq!(pushed, target == 1);
+            assert_eq!(queue.tail(), target);
         });
     }
 }

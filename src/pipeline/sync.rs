@@ -2,12 +2,12 @@
 //! built with `--cfg kakashi_loom` for model checking (see `tests` in `queue.rs`).
 
 #[cfg(kakashi_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64};
+pub(crate) use loom::sync::atomic::AtomicU64;
 #[cfg(kakashi_loom)]
 pub(crate) use loom::sync::Mutex;
 
 #[cfg(not(kakashi_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64};
+pub(crate) use std::sync::atomic::AtomicU64;
 #[cfg(not(kakashi_loom))]
 pub(crate) use std::sync::Mutex;
 
