@@ -61,23 +61,38 @@
 //!
 //! ```text
 //! call ─► level check ─► record ─► filters ─► enrichers + context
-//!      ─► format into a thread-local BytesMut ─► Bytes ─► mpsc::try_send
-//!      ─► worker: recv_many ─► BytesMut batch ─► AsyncWrite (file, stdout, socket, …)
+//!      ─► format into a thread-local BytesMut ─► Bytes ─► push into a preallocated ring
+//!      ─► consumer role (the worker, or whoever must write now): take in order
+//!      ─► one batch per writer ─► write, resuming from the byte offset
 //! ```
 //!
 //! - **No per-record allocation, no lock, no syscall on the caller** while the worker keeps up:
-//!   lines are slices of a reclaimed per-thread chunk, the hand-off is `try_send`, and a busy
-//!   worker drains on a tick instead of being woken per line. (tokio's channel itself grows by
-//!   a 32-slot block when the worker is more than a few blocks behind.)
-//! - **Lossless by default**: when the queue is full the caller writes the queued lines and
-//!   then its own synchronously ([`Overflow::WriteInline`]); [`Overflow::Drop`] drops, counts
-//!   per level, and writes an in-band `"N records dropped"` line.
-//! - **Fallbacks**: no runtime → synchronous writer; runtime shut down or worker dropped → the
-//!   queue is drained synchronously and later records are written synchronously; a failing
-//!   writer → the error hook hears once, the lines go to the fallback writer (stderr).
-//! - **Shutdown**: [`PipelineGuard::shutdown`] in async code; dropping the guard waits a
-//!   bounded time; [`flush`] before `std::process::exit`; [`install_panic_hook`].
-//! - [`Pipeline::stats`] counts accepted, written, inline, dropped, fallback and failed lines.
+//!   lines are slices of a reclaimed per-thread chunk, the hand-off is one compare-and-swap
+//!   into a ring allocated once, and a busy worker drains on a tick instead of being woken per
+//!   line.
+//! - **One consumer at a time.** The worker, a caller that found the ring full, a flush and a
+//!   teardown all write queued lines by taking one consumer role; what a holder has taken and
+//!   not finished stays in the role's state, where the next holder finds it.
+//! - **A flush barrier that counts.** Every queued line has a position; [`Pipeline::flush`]
+//!   waits until the consumers have finished every position before the one it started at.
+//!   [`flush`] and the guards drain from a helper thread, so they work when the worker cannot
+//!   run (a `current_thread` runtime blocked in the caller).
+//! - **Exact accounting.** Every accepted line ends in one bucket — written, fallback, dropped
+//!   or failed — per writer ([`Stats`], [`WriterStats`]); a short write resumes from its offset,
+//!   so no byte a destination accepted is written to it twice.
+//! - **Lossless by default**: when the ring is full the caller takes the consumer role, writes
+//!   the queued lines and then its own ([`Overflow::WriteInline`]); [`Overflow::Drop`] drops,
+//!   counts per level, and writes an in-band `"N records dropped"` line.
+//! - **Fallbacks**: no runtime → synchronous writer; pipeline closed or worker dropped (the
+//!   runtime shut down) → callers write synchronously through the consumer role, after the
+//!   queued lines; a failing writer → the error hook hears once, the unfinished lines go to the
+//!   fallback writer (stderr).
+//! - **Bounded teardown.** [`PipelineGuard::shutdown`] in async code, [`PipelineGuard::close`]
+//!   or the guard's drop in sync code, [`flush`] before `std::process::exit`,
+//!   [`install_panic_hook`]: each has a deadline that holds even when a write blocks, and hands
+//!   back (or reports) what it could not write.
+//! - Works on every tokio runtime: multi-thread, `current_thread` (`#[tokio::test]`), with or
+//!   without the time driver.
 //!
 //! ## Formatters
 //!

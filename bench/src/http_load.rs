@@ -317,7 +317,7 @@ async fn serve(kind: Kind, log: &Path) -> Result<(), BoxError> {
             .await?;
             guard.shutdown().await;
             let stats = pipeline.stats();
-            if stats.dropped + stats.lost > 0 {
+            if stats.dropped + stats.failed + stats.pending > 0 {
                 return Err(format!("kakashi lost lines: {stats:?}").into());
             }
         }
