@@ -8,7 +8,10 @@
 //!
 //! Writes resume from the byte offset: bytes a destination accepted are never written to it
 //! again. When a write fails, the rest of a line cut by a short write is tried once more; then
-//! the unfinished lines go whole to the fallback writer and are counted there.
+//! the unfinished lines go whole to the fallback writer and are counted there, and the rest of
+//! the cut line is owed to the destination: it is written there first when the destination
+//! takes writes again, so the destination never holds a torn line followed by other lines (a
+//! destination that never recovers ends with the torn line).
 
 use std::collections::VecDeque;
 use std::io;
@@ -52,6 +55,10 @@ struct Batch {
     front_written: usize,
     /// An async destination took bytes since its last flush.
     flush_owed: bool,
+    /// The rest of a line the destination cut and then failed on. The line itself went whole
+    /// to the fallback (and is counted there); these bytes go to the destination before any
+    /// later line, so that it never holds a torn line followed by others.
+    owed_tail: BytesMut,
 }
 
 /// One line in a batch.
@@ -213,6 +220,9 @@ impl Consumer {
         let batch = &mut self.batches[index];
         let out = &mut self.outs[index];
         let mut retried_cut = false;
+        if let Some(done) = pay_owed_tail(shared, sink, batch, out, cx, stalled) {
+            return done;
+        }
         loop {
             if batch.buf.is_empty() {
                 return match out {
@@ -245,6 +255,9 @@ impl Consumer {
                 }
                 Poll::Ready(Ok(n)) => {
                     let written = batch.accept(n);
+                    if batch.front_written == 0 {
+                        retried_cut = false;
+                    }
                     sink.counters.written.fetch_add(written, Relaxed);
                     batch.flush_owed |= out.is_some();
                     if sink.failing.load(Relaxed) {
@@ -254,6 +267,8 @@ impl Consumer {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(error)) => {
                     if batch.fail(shared, sink, error, &mut retried_cut) {
+                        // The cut line's tail may go through at once (a passing error).
+                        let _ = pay_owed_tail(shared, sink, batch, out, cx, stalled);
                         return true;
                     }
                 }
@@ -322,6 +337,39 @@ impl Consumer {
             shared.progress_made();
         }
     }
+}
+
+/// Writes a batch's owed tail (see [`Batch::owed_tail`]) before anything else, with one retry.
+/// `None` when it is paid (the batch may be written); else what `write_batch` returns.
+fn pay_owed_tail(
+    shared: &Shared,
+    sink: &Sink,
+    batch: &mut Batch,
+    out: &mut Option<BoxAsyncWrite>,
+    cx: &mut Context<'_>,
+    stalled: Stalled,
+) -> Option<bool> {
+    let mut failures = 0;
+    while !batch.owed_tail.is_empty() {
+        let result = match out {
+            Some(w) => Pin::new(&mut **w).poll_write(cx, &batch.owed_tail),
+            None if sink.sync_is_fallback => Poll::Ready(Ok(batch.owed_tail.len())),
+            None => Poll::Ready(sink.sync.write(&batch.owed_tail)),
+        };
+        match result {
+            Poll::Ready(Ok(n)) if n > 0 => batch.owed_tail.advance(n),
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Pending if stalled == Stalled::Wait => return Some(false),
+            Poll::Ready(_) if failures == 0 => failures += 1,
+            Poll::Ready(_) | Poll::Pending => {
+                // Still broken: this round's lines go to the fallback.
+                sink.counters.write_errors.fetch_add(1, Relaxed);
+                batch.divert(shared, sink, false);
+                return Some(true);
+            }
+        }
+    }
+    None
 }
 
 enum TakeEnd {
@@ -409,7 +457,7 @@ impl Batch {
     /// Sends every unfinished line elsewhere: to the writer's synchronous side when
     /// `to_sync_side` and it has one (a closing pipeline whose async destination is stalled),
     /// else to the fallback writer. A line the destination has begun goes whole to the
-    /// fallback: its start is already at the destination, torn.
+    /// fallback, and the rest of it is owed to the destination (see `owed_tail`).
     fn divert(&mut self, shared: &Shared, sink: &Sink, to_sync_side: bool) {
         if self.marks.is_empty() {
             return;
@@ -419,6 +467,8 @@ impl Batch {
                 return;
             };
             let line = self.buf.split_to(front.len);
+            self.owed_tail
+                .extend_from_slice(&line[self.front_written..]);
             if front.counted {
                 shared.write_fallback(sink, &line, 1);
             }

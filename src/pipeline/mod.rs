@@ -68,6 +68,66 @@ pub(crate) struct Sink {
     /// Set while the destination fails, so that a failure is reported once, not per line.
     pub(crate) failing: AtomicBool,
     pub(crate) counters: SinkCounters,
+    /// Synchronous pipelines only: the rest of a line the destination cut and then failed on
+    /// (see the consumer's `owed_tail`); `owes` says whether it is non-empty.
+    pub(crate) owed_tail: std::sync::Mutex<Vec<u8>>,
+    pub(crate) owes: AtomicBool,
+}
+
+impl Sink {
+    fn new(
+        name: String,
+        min_level: Level,
+        formatter: Arc<dyn Formatter>,
+        sync: Arc<dyn SyncWrite>,
+        sync_is_fallback: bool,
+    ) -> Sink {
+        Sink {
+            name,
+            min_level,
+            formatter,
+            sync,
+            sync_is_fallback,
+            failing: AtomicBool::new(false),
+            counters: SinkCounters::default(),
+            owed_tail: std::sync::Mutex::new(Vec::new()),
+            owes: AtomicBool::new(false),
+        }
+    }
+
+    /// Reports a failed write once per failing stretch.
+    fn report_failure(&self, hook: &ErrorHook, error: io::Error, lines: u64) {
+        self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            hook(&PipelineError::Write {
+                writer: self.name.clone(),
+                error,
+                lines,
+            });
+        }
+    }
+
+    /// Writes all of `bytes` with the synchronous side, resuming after short writes; an error
+    /// after some bytes were taken (a cut line) gets one more try. Returns how many bytes were
+    /// taken and the error, if any.
+    fn write_fully(&self, bytes: &[u8]) -> (usize, Option<io::Error>) {
+        let mut offset = 0;
+        let mut retried = false;
+        while offset < bytes.len() {
+            match self.sync.write(&bytes[offset..]) {
+                Ok(n) if n > 0 => offset += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) | Ok(_) if !retried && offset > 0 => retried = true,
+                result => {
+                    let error = result.err().unwrap_or_else(|| {
+                        io::Error::new(io::ErrorKind::WriteZero, "wrote 0 bytes")
+                    });
+                    return (offset, Some(error));
+                }
+            }
+        }
+        (offset, None)
+    }
 }
 
 /// The async part of a pipeline: the ring, the consumer role, and how to reach the worker.
@@ -146,15 +206,13 @@ impl Pipeline {
                 .unwrap_or(formatter);
             let min_level = writer.min_level.unwrap_or(Level::Trace);
             min_sink_level = min_sink_level.min(min_level);
-            sinks.push(Sink {
-                name: opened.name,
+            sinks.push(Sink::new(
+                opened.name,
                 min_level,
                 formatter,
-                sync: opened.sync,
-                sync_is_fallback: opened.sync_is_fallback,
-                failing: AtomicBool::new(false),
-                counters: SinkCounters::default(),
-            });
+                opened.sync,
+                opened.sync_is_fallback,
+            ));
             outs.push(match opened.async_writer {
                 AsyncSide::Async(w) => Some(w),
                 AsyncSide::UseSync | AsyncSide::None => None,
@@ -193,15 +251,13 @@ impl Pipeline {
     pub(crate) fn stderr(min_level: Level) -> Pipeline {
         let stderr: Arc<dyn SyncWrite> = Arc::new(crate::write::StderrWriter::default());
         let formatter: Arc<dyn Formatter> = Arc::new(crate::format::Logfmt::new());
-        let sink = Sink {
-            name: "stderr".to_owned(),
-            min_level: Level::Trace,
+        let sink = Sink::new(
+            "stderr".to_owned(),
+            Level::Trace,
             formatter,
-            sync: Arc::clone(&stderr),
-            sync_is_fallback: false,
-            failing: AtomicBool::new(false),
-            counters: SinkCounters::default(),
-        };
+            Arc::clone(&stderr),
+            false,
+        );
         Pipeline {
             shared: Arc::new(Shared {
                 min_level: AtomicU8::new(min_level as u8),
@@ -393,7 +449,9 @@ impl Shared {
     }
 
     /// Writes one line with the writer's synchronous side, without a queue (synchronous
-    /// pipelines): resumes after a short write; on failure the line goes to the fallback.
+    /// pipelines): resumes after a short write; on failure the line goes to the fallback, and
+    /// the rest of a line the destination had begun is owed to it (written before the next
+    /// line once it takes writes again).
     fn write_unqueued(&self, index: usize, line: &[u8]) {
         let sink = &self.sinks[index];
         sink.counters.direct.fetch_add(1, Ordering::Relaxed);
@@ -401,36 +459,33 @@ impl Shared {
             self.write_fallback(sink, line, 1);
             return;
         }
-        let mut offset = 0;
-        let mut retried = false;
-        while offset < line.len() {
-            match sink.sync.write(&line[offset..]) {
-                Ok(n) if n > 0 => offset += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                result => {
-                    let error = result.err().unwrap_or_else(|| {
-                        io::Error::new(io::ErrorKind::WriteZero, "wrote 0 bytes")
-                    });
-                    sink.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                    if !sink.failing.swap(true, Ordering::Relaxed) {
-                        (self.error_hook)(&PipelineError::Write {
-                            writer: sink.name.clone(),
-                            error,
-                            lines: 1,
-                        });
-                    }
-                    if offset > 0 && !retried {
-                        retried = true;
-                        continue;
-                    }
-                    self.write_fallback(sink, line, 1);
-                    return;
-                }
+        if sink.owes.load(Ordering::Acquire) {
+            let mut owed = sync::lock(&sink.owed_tail);
+            let (taken, error) = sink.write_fully(&owed);
+            owed.drain(..taken);
+            sink.owes.store(!owed.is_empty(), Ordering::Release);
+            if let Some(error) = error {
+                drop(owed);
+                sink.report_failure(&self.error_hook, error, 1);
+                self.write_fallback(sink, line, 1);
+                return;
             }
         }
-        sink.counters.written.fetch_add(1, Ordering::Relaxed);
-        if sink.failing.load(Ordering::Relaxed) {
-            sink.failing.store(false, Ordering::Relaxed);
+        match sink.write_fully(line) {
+            (_, None) => {
+                sink.counters.written.fetch_add(1, Ordering::Relaxed);
+                if sink.failing.load(Ordering::Relaxed) {
+                    sink.failing.store(false, Ordering::Relaxed);
+                }
+            }
+            (taken, Some(error)) => {
+                if taken > 0 {
+                    sync::lock(&sink.owed_tail).extend_from_slice(&line[taken..]);
+                    sink.owes.store(true, Ordering::Release);
+                }
+                sink.report_failure(&self.error_hook, error, 1);
+                self.write_fallback(sink, line, 1);
+            }
         }
     }
 
@@ -482,6 +537,13 @@ impl Shared {
 
     pub(crate) fn flush_writers(&self) {
         for sink in &self.sinks {
+            if sink.owes.load(Ordering::Acquire) {
+                // A flush is a good moment to finish a cut line at a recovered destination.
+                let mut owed = sync::lock(&sink.owed_tail);
+                let (taken, _) = sink.write_fully(&owed);
+                owed.drain(..taken);
+                sink.owes.store(!owed.is_empty(), Ordering::Release);
+            }
             let _ = sink.sync.flush();
         }
         let _ = self.fallback.flush();
