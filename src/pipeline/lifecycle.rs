@@ -253,7 +253,11 @@ impl Pipeline {
     }
 }
 
-/// Starts async pipelines: a tokio task drains the queue into batches and writes them.
+/// Builds and starts an async pipeline: a tokio task takes the queued lines and writes them.
+///
+/// [`AsyncPipeline::start`] is the short way (the worker is spawned on the current runtime);
+/// build one with [`AsyncPipeline::new`] to choose the runtime, or use
+/// [`AsyncPipeline::with_worker`] to run the worker yourself.
 ///
 /// # Examples
 ///
@@ -275,29 +279,72 @@ impl Pipeline {
 /// run(&path);
 /// # let _ = std::fs::remove_dir_all(dir);
 /// ```
+///
+/// Starting from outside a runtime, with the worker on a runtime of your choice:
+///
+/// ```
+/// use kakashi::{AsyncPipeline, PipelineConfig, Writer};
+///
+/// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+/// let config = PipelineConfig::builder().writer(Writer::stderr()).build().unwrap();
+/// let (pipeline, guard) = AsyncPipeline::new(config).runtime(rt.handle().clone()).spawn().unwrap();
+/// assert!(pipeline.is_async());
+/// let stats = guard.close();
+/// assert!(stats.is_settled());
+/// ```
 #[derive(Debug)]
+#[must_use = "an AsyncPipeline does nothing until `spawn` is called"]
 pub struct AsyncPipeline {
-    _private: (),
+    config: PipelineConfig,
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl AsyncPipeline {
-    /// Starts a pipeline: on a tokio runtime, the worker task is spawned on it; without one
-    /// (a plain `fn main`), a synchronous pipeline to the same writers is started instead.
+    /// An async pipeline for `config`, to be started with [`spawn`](Self::spawn).
+    pub fn new(config: PipelineConfig) -> Self {
+        AsyncPipeline {
+            config,
+            runtime: None,
+        }
+    }
+
+    /// Runs the worker on this runtime (default: the runtime current when `spawn` is called).
+    pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
+        self.runtime = Some(handle);
+        self
+    }
+
+    /// Starts the pipeline: the worker task is spawned on the chosen runtime, or the current
+    /// one; without either (a plain `fn main`), a synchronous pipeline to the same writers is
+    /// started instead.
     ///
     /// Any runtime will do: multi-thread or `current_thread`, with or without the time driver.
     ///
     /// # Errors
     ///
     /// [`Error`] when a writer cannot be opened (a file's path, for example).
-    pub fn start(config: PipelineConfig) -> Result<(Pipeline, PipelineGuard), Error> {
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                let (pipeline, guard, worker) = AsyncPipeline::with_worker(config)?;
+    pub fn spawn(self) -> Result<(Pipeline, PipelineGuard), Error> {
+        let runtime = self
+            .runtime
+            .or_else(|| tokio::runtime::Handle::try_current().ok());
+        match runtime {
+            Some(handle) => {
+                let (pipeline, guard, worker) = AsyncPipeline::with_worker(self.config)?;
                 handle.spawn(worker.run());
                 Ok((pipeline, guard))
             }
-            Err(_) => SyncPipeline::start(config),
+            None => SyncPipeline::start(self.config),
         }
+    }
+
+    /// `AsyncPipeline::new(config).spawn()`: the worker on the current runtime, or a
+    /// synchronous pipeline without one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error`] when a writer cannot be opened (a file's path, for example).
+    pub fn start(config: PipelineConfig) -> Result<(Pipeline, PipelineGuard), Error> {
+        AsyncPipeline::new(config).spawn()
     }
 
     /// Builds a pipeline and hands its worker back instead of spawning it: run
