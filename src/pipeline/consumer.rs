@@ -53,8 +53,10 @@ struct Batch {
     marks: VecDeque<Mark>,
     /// Bytes of the first line the destination has already taken.
     front_written: usize,
-    /// An async destination took bytes since its last flush.
-    flush_owed: bool,
+    /// An async destination took bytes since its last flush: the position of the first line
+    /// it took since then. The barrier waits for the flush too (a buffered `AsyncWrite` says
+    /// `Ready(Ok)` before the bytes are out).
+    flush_owed: Option<u64>,
     /// The rest of a line the destination cut and then failed on. The line itself went whole
     /// to the fallback (and is counted there); these bytes go to the destination before any
     /// later line, so that it never holds a torn line followed by others.
@@ -122,7 +124,7 @@ impl Consumer {
     pub(crate) fn is_clear(&self) -> bool {
         self.batches
             .iter()
-            .all(|b| b.buf.is_empty() && !b.flush_owed)
+            .all(|b| b.buf.is_empty() && b.flush_owed.is_none())
     }
 
     /// Takes queued lines and writes them until the queue is empty, the consumer's position
@@ -201,9 +203,13 @@ impl Consumer {
 
     /// Writes every batch. Returns true when all are finished.
     fn write_all(&mut self, shared: &Shared, cx: &mut Context<'_>, stalled: Stalled) -> bool {
+        // An `AsyncWrite` may need a runtime context to be polled (`tokio::fs::File` does);
+        // a holder on no runtime leaves its lines to the worker (or diverts them when closing).
+        let can_poll =
+            self.outs.iter().all(Option::is_none) || tokio::runtime::Handle::try_current().is_ok();
         let mut clear = true;
         for index in 0..self.batches.len() {
-            clear &= self.write_batch(shared, index, cx, stalled);
+            clear &= self.write_batch(shared, index, cx, stalled, can_poll);
         }
         clear
     }
@@ -215,10 +221,21 @@ impl Consumer {
         index: usize,
         cx: &mut Context<'_>,
         stalled: Stalled,
+        can_poll: bool,
     ) -> bool {
         let sink = &shared.sinks[index];
         let batch = &mut self.batches[index];
         let out = &mut self.outs[index];
+        if out.is_some() && !can_poll && (!batch.buf.is_empty() || batch.flush_owed.is_some()) {
+            return match stalled {
+                Stalled::Wait => false,
+                Stalled::Divert => {
+                    batch.divert(shared, sink, true);
+                    batch.flush_owed = None;
+                    true
+                }
+            };
+        }
         let mut retried_cut = false;
         if let Some(done) = pay_owed_tail(shared, sink, batch, out, cx, stalled) {
             return done;
@@ -226,27 +243,29 @@ impl Consumer {
         loop {
             if batch.buf.is_empty() {
                 return match out {
-                    Some(w) if batch.flush_owed => match Pin::new(&mut **w).poll_flush(cx) {
-                        Poll::Pending if stalled == Stalled::Wait => false,
-                        // The lines are the destination's already; a flush error shows in
-                        // the next write.
-                        _ => {
-                            batch.flush_owed = false;
-                            true
+                    Some(w) if batch.flush_owed.is_some() => {
+                        match guarded_poll(|| Pin::new(&mut **w).poll_flush(cx)) {
+                            Poll::Pending if stalled == Stalled::Wait => false,
+                            // The lines are the destination's already; a flush error shows in
+                            // the next write.
+                            _ => {
+                                batch.flush_owed = None;
+                                true
+                            }
                         }
-                    },
+                    }
                     _ => true,
                 };
             }
             let result = match out {
-                Some(w) => Pin::new(&mut **w).poll_write(cx, batch.unwritten()),
+                Some(w) => guarded_poll(|| Pin::new(&mut **w).poll_write(cx, batch.unwritten())),
                 None if sink.sync_is_fallback => {
                     // No synchronous side: these lines were added by a caller; the fallback
                     // takes them.
                     batch.divert(shared, sink, false);
                     return true;
                 }
-                None => Poll::Ready(sink.sync.write(batch.unwritten())),
+                None => Poll::Ready(guarded(|| sink.sync.write(batch.unwritten()))),
             };
             match result {
                 Poll::Ready(Ok(0)) => {
@@ -254,12 +273,14 @@ impl Consumer {
                     batch.fail(shared, sink, error, &mut retried_cut);
                 }
                 Poll::Ready(Ok(n)) => {
+                    if out.is_some() && batch.flush_owed.is_none() {
+                        batch.flush_owed = batch.marks.front().map(|m| m.position);
+                    }
                     let written = batch.accept(n);
                     if batch.front_written == 0 {
                         retried_cut = false;
                     }
                     sink.counters.written.fetch_add(written, Relaxed);
-                    batch.flush_owed |= out.is_some();
                     if sink.failing.load(Relaxed) {
                         sink.failing.store(false, Relaxed);
                     }
@@ -324,12 +345,14 @@ impl Consumer {
         );
     }
 
-    /// Publishes the flush barrier: every position below the first unfinished line's is done.
+    /// Publishes the flush barrier: every position below the first unfinished (or unflushed)
+    /// line's is done.
     fn publish(&self, shared: &Shared, queue: &LineQueue) {
         let first_unfinished = self
             .batches
             .iter()
-            .filter_map(|b| b.marks.front().map(|m| m.position))
+            .flat_map(|b| [b.marks.front().map(|m| m.position), b.flush_owed])
+            .flatten()
             .min()
             .unwrap_or_else(|| queue.head());
         if first_unfinished > queue.completed() {
@@ -352,9 +375,9 @@ fn pay_owed_tail(
     let mut failures = 0;
     while !batch.owed_tail.is_empty() {
         let result = match out {
-            Some(w) => Pin::new(&mut **w).poll_write(cx, &batch.owed_tail),
+            Some(w) => guarded_poll(|| Pin::new(&mut **w).poll_write(cx, &batch.owed_tail)),
             None if sink.sync_is_fallback => Poll::Ready(Ok(batch.owed_tail.len())),
-            None => Poll::Ready(sink.sync.write(&batch.owed_tail)),
+            None => Poll::Ready(guarded(|| sink.sync.write(&batch.owed_tail))),
         };
         match result {
             Poll::Ready(Ok(n)) if n > 0 => batch.owed_tail.advance(n),
@@ -370,6 +393,19 @@ fn pay_owed_tail(
         }
     }
     None
+}
+
+/// Calls a writer, turning a panic into an error: a writer's bug must not take the logging
+/// caller (or the consumer role's state) down with it.
+fn guarded<T>(write: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(write))
+        .unwrap_or_else(|_| Err(io::Error::other("the writer panicked")))
+}
+
+/// [`guarded`] for a poll.
+fn guarded_poll<T>(poll: impl FnOnce() -> Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(poll))
+        .unwrap_or_else(|_| Poll::Ready(Err(io::Error::other("the writer panicked"))))
 }
 
 enum TakeEnd {
@@ -484,7 +520,7 @@ impl Batch {
         }
         self.buf.clear();
         self.marks.clear();
-        self.flush_owed = false;
+        self.flush_owed = None;
     }
 }
 

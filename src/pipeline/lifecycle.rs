@@ -56,6 +56,7 @@ impl Shared {
             return;
         };
         let _consuming = line::ConsumingGuard::enter();
+        let _runtime = queue.enter_runtime();
         let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
         loop {
             let now = Instant::now();
@@ -153,6 +154,7 @@ impl Shared {
             return;
         }
         if let Some(mut consumer) = sync::try_lock(&queue.consumer) {
+            let _runtime = queue.enter_runtime();
             let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
             consumer.release_async_writers(&mut cx);
         }
@@ -330,6 +332,9 @@ impl AsyncPipeline {
         match runtime {
             Some(handle) => {
                 let (pipeline, guard, worker) = AsyncPipeline::with_worker(self.config)?;
+                if let Some(queue) = &pipeline.shared.queue {
+                    let _ = queue.runtime.set(handle.clone());
+                }
                 handle.spawn(worker.run());
                 Ok((pipeline, guard))
             }

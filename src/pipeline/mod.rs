@@ -144,11 +144,25 @@ pub(crate) struct AsyncParts {
     pub(crate) progress: tokio::sync::Notify,
     pub(crate) flush_waiters: AtomicUsize,
     pub(crate) tick: Duration,
+    /// The worker's runtime, for holders of the consumer role that are not on it: an
+    /// `AsyncWrite` such as `tokio::fs::File` needs a runtime context to be polled.
+    pub(crate) runtime: std::sync::OnceLock<tokio::runtime::Handle>,
+    /// True when some writer has an async side.
+    pub(crate) has_async_writers: bool,
 }
 
 impl AsyncParts {
     pub(crate) fn wake_worker(&self) {
         self.worker_waker.wake();
+    }
+
+    /// Enters the worker's runtime if this thread is on none and an async writer may be
+    /// polled.
+    pub(crate) fn enter_runtime(&self) -> Option<tokio::runtime::EnterGuard<'_>> {
+        if !self.has_async_writers || tokio::runtime::Handle::try_current().is_ok() {
+            return None;
+        }
+        self.runtime.get().map(tokio::runtime::Handle::enter)
     }
 }
 
@@ -221,6 +235,7 @@ impl Pipeline {
         if sinks.len() > u32::MAX as usize {
             return Err(Error::config("too many writers"));
         }
+        let has_async_writers = outs.iter().any(Option::is_some);
         let queue = async_queue.then(|| AsyncParts {
             ring: LineQueue::new(config.queue_capacity),
             consumer: sync::Mutex::new(Consumer::new(outs, config.batch_bytes)),
@@ -230,6 +245,8 @@ impl Pipeline {
             progress: tokio::sync::Notify::new(),
             flush_waiters: AtomicUsize::new(0),
             tick: config.flush_interval,
+            runtime: std::sync::OnceLock::new(),
+            has_async_writers,
         });
         let min_level = config.min_level.max(min_sink_level);
         let shared = Shared {
@@ -425,6 +442,7 @@ impl Shared {
             return;
         }
         let _consuming = line::ConsumingGuard::enter();
+        let _runtime = queue.enter_runtime();
         let stalled = {
             let mut consumer = sync::lock(&queue.consumer);
             let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());

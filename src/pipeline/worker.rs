@@ -65,6 +65,9 @@ impl Worker {
             return;
         };
         queue.worker_running.store(true, Ordering::Release);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let _ = queue.runtime.set(handle);
+        }
         loop {
             let step = poll_fn(|cx| {
                 let Some(mut consumer) = sync::try_lock(&queue.consumer) else {
