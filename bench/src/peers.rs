@@ -320,8 +320,6 @@ impl Scenario {
         Scenario::Paced,
     ];
 
-    /// The run whose flush time gives the end-to-end figures.
-
     fn key(self) -> String {
         match self {
             Scenario::Threads(n) => format!("threads-{n}"),
