@@ -74,6 +74,14 @@ pub(crate) struct Sink {
     pub(crate) owes: AtomicBool,
 }
 
+/// The owed tail of a synchronous pipeline's writer (outside the queue protocol, so `std`'s
+/// mutex even in loom builds).
+fn lock_owed(sink: &Sink) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    sink.owed_tail
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Sink {
     fn new(
         name: String,
@@ -478,7 +486,7 @@ impl Shared {
             return;
         }
         if sink.owes.load(Ordering::Acquire) {
-            let mut owed = sync::lock(&sink.owed_tail);
+            let mut owed = lock_owed(sink);
             let (taken, error) = sink.write_fully(&owed);
             owed.drain(..taken);
             sink.owes.store(!owed.is_empty(), Ordering::Release);
@@ -498,7 +506,7 @@ impl Shared {
             }
             (taken, Some(error)) => {
                 if taken > 0 {
-                    sync::lock(&sink.owed_tail).extend_from_slice(&line[taken..]);
+                    lock_owed(sink).extend_from_slice(&line[taken..]);
                     sink.owes.store(true, Ordering::Release);
                 }
                 sink.report_failure(&self.error_hook, error, 1);
@@ -557,7 +565,7 @@ impl Shared {
         for sink in &self.sinks {
             if sink.owes.load(Ordering::Acquire) {
                 // A flush is a good moment to finish a cut line at a recovered destination.
-                let mut owed = sync::lock(&sink.owed_tail);
+                let mut owed = lock_owed(sink);
                 let (taken, _) = sink.write_fully(&owed);
                 owed.drain(..taken);
                 sink.owes.store(!owed.is_empty(), Ordering::Release);
