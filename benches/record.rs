@@ -1,6 +1,7 @@
 //! Per-record cost: a disabled call, and an enabled call (message, 5 fields, RFC 3339
 //! timestamp) through each formatter into a no-op writer, synchronously and through the async
-//! pipeline's hand-off.
+//! pipeline's hand-off; a record with a `Display` field (`%format_args!("{i:016x}")`); and
+//! `get_logger` for a name seen before.
 //!
 //! Run with `cargo bench --bench record`.
 
@@ -11,7 +12,9 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use kakashi::format::{ColorMode, Console, Formatter, Json, Logfmt};
 use kakashi::write::SyncWrite;
-use kakashi::{debug, info, AsyncPipeline, Logger, PipelineConfig, SyncPipeline, Writer};
+use kakashi::{
+    debug, get_logger, info, AsyncPipeline, Logger, PipelineConfig, SyncPipeline, Writer,
+};
 
 /// Takes lines and does nothing with them.
 #[derive(Debug)]
@@ -26,6 +29,11 @@ impl SyncWrite for NoopWriter {
 
 fn log_one(log: &Logger, i: u64) {
     info!(log, "request handled"; user_id = 42, path = "/api/v1/items", status = 200, latency_ms = 3.25, seq = i);
+}
+
+/// The record of the per-record instruction counts: a `Display` field among the five.
+fn log_display(log: &Logger, i: u64) {
+    info!(log, "request handled"; user_id = i, path = "/api/v1/users", status = 200u16, latency_ms = 12.5, trace = %format_args!("{i:016x}"));
 }
 
 fn sync_logger(formatter: Arc<dyn Formatter>) -> (Logger, kakashi::PipelineGuard) {
@@ -59,6 +67,20 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+
+    let (log, _guard) = sync_logger(Arc::new(Logfmt::new()));
+    let mut i = 0u64;
+    c.bench_function("enabled, 5 fields, %hex, logfmt, no-op writer", |b| {
+        b.iter(|| {
+            i += 1;
+            log_display(&log, i)
+        })
+    });
+
+    let _ = get_logger("app::handler");
+    c.bench_function("get_logger, known name", |b| {
+        b.iter(|| get_logger(black_box("app::handler")))
+    });
 
     // The async hand-off: format on the caller, try_send to the worker, which writes to
     // a no-op writer on a 2-worker runtime.

@@ -85,14 +85,20 @@ pub(crate) fn write_timestamp(out: &mut BytesMut, t: SystemTime) {
             }
         })
         .unwrap_or_else(|_| date_time_prefix(secs));
-    out.put_slice(&prefix);
-    let mut frac = [b'.', b'0', b'0', b'0', b'0', b'0', b'0', b'Z'];
-    let mut m = micros;
-    for slot in frac[1..7].iter_mut().rev() {
-        *slot = b'0' + (m % 10) as u8;
-        m /= 10;
+    // One copy of the whole timestamp; the microseconds two digits at a time.
+    let mut text = [0u8; 27];
+    text[..19].copy_from_slice(&prefix);
+    text[19] = b'.';
+    let (high, rest) = (micros / 10_000, micros % 10_000);
+    for (slot, pair) in text[20..26]
+        .chunks_exact_mut(2)
+        .zip([high, rest / 100, rest % 100])
+    {
+        let pair = pair as usize * 2;
+        slot.copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
     }
-    out.put_slice(&frac);
+    text[26] = b'Z';
+    out.put_slice(&text);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the Unix epoch (UTC, proleptic Gregorian).
@@ -333,5 +339,14 @@ mod tests {
         let mut out = BytesMut::new();
         write_timestamp(&mut out, t);
         assert_eq!(&out[..], b"1970-01-02T00:00:00.000042Z");
+        for micros in [
+            0, 1, 9, 10, 99, 100, 4_200, 10_000, 99_999, 100_000, 123_456, 999_999,
+        ] {
+            let t = UNIX_EPOCH + std::time::Duration::from_micros(1_795_580_000_000_000 + micros);
+            let mut out = BytesMut::new();
+            write_timestamp(&mut out, t);
+            let expected = format!("2026-11-25T04:13:20.{micros:06}Z");
+            assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
+        }
     }
 }
