@@ -65,10 +65,6 @@ impl Logger {
         }
     }
 
-    pub(crate) fn bound(name: &str, pipeline: Pipeline) -> Self {
-        Logger::with_target(name, Some(pipeline))
-    }
-
     /// The logger's name.
     pub fn name(&self) -> &str {
         &self.inner.name
@@ -130,6 +126,29 @@ impl Logger {
     ) {
         self.pipeline()
             .log(level, &self.inner.name, message, fields, location);
+    }
+}
+
+/// Loggers bound to a pipeline live beside [`Logger`], so that the pipeline module does not
+/// depend on this one.
+impl Pipeline {
+    /// A logger named `name` that logs through this pipeline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::write::MemoryWriter;
+    /// use kakashi::{info, PipelineConfig, SyncPipeline, Writer};
+    ///
+    /// let memory = MemoryWriter::new();
+    /// let config = PipelineConfig::builder().writer(Writer::memory(&memory)).build().unwrap();
+    /// let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    /// let log = pipeline.logger("app");
+    /// info!(log, "ready"; port = 8080);
+    /// assert!(memory.lines()[0].ends_with("logger=app msg=ready port=8080"));
+    /// ```
+    pub fn logger(&self, name: &str) -> Logger {
+        Logger::with_target(name, Some(self.clone()))
     }
 }
 

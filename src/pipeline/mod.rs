@@ -48,7 +48,6 @@ use crate::error::Error;
 use crate::field::Field;
 use crate::format::Formatter;
 use crate::level::Level;
-use crate::logger::Logger;
 use crate::record::{Location, LogRecord};
 use crate::write::{AsyncSide, SyncWrite};
 use consumer::{Consumer, Stalled};
@@ -297,25 +296,6 @@ impl Pipeline {
         }
     }
 
-    /// A logger named `name` that logs through this pipeline.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use kakashi::write::MemoryWriter;
-    /// use kakashi::{info, PipelineConfig, SyncPipeline, Writer};
-    ///
-    /// let memory = MemoryWriter::new();
-    /// let config = PipelineConfig::builder().writer(Writer::memory(&memory)).build().unwrap();
-    /// let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
-    /// let log = pipeline.logger("app");
-    /// info!(log, "ready"; port = 8080);
-    /// assert!(memory.lines()[0].ends_with("logger=app msg=ready port=8080"));
-    /// ```
-    pub fn logger(&self, name: &str) -> Logger {
-        Logger::bound(name, self.clone())
-    }
-
     /// The pipeline's minimum level (loggers without a level of their own use it).
     pub fn min_level(&self) -> Level {
         Level::from_index(self.shared.min_level.load(Ordering::Relaxed)).unwrap_or(Level::Critical)
@@ -346,7 +326,7 @@ impl Pipeline {
         self.shared.stats()
     }
 
-    /// Logs a record built elsewhere (the macros and [`Logger`] call this for you). The
+    /// Logs a record built elsewhere (the macros and [`Logger`](crate::Logger) call this for you). The
     /// record's level is checked against each writer's level, not against the pipeline's
     /// minimum level: call [`Pipeline::enabled`] first.
     pub fn log_record(&self, record: &LogRecord<'_>) {

@@ -9,7 +9,7 @@ use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::Response;
 use http_body::Body;
 
-use super::layer::Config;
+use super::config::Config;
 use crate::context::{self, LogContext};
 use crate::field::{Field, Value};
 use crate::record::Location;

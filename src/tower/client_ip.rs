@@ -7,9 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use http::header::HeaderName;
-use http::{Extensions, HeaderMap};
+use http::HeaderMap;
 
-use super::layer::Config;
 use crate::error::Error;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -171,59 +170,47 @@ impl fmt::Display for TrustedProxy {
     }
 }
 
-impl Config {
-    fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|proxy| proxy.contains(ip))
-    }
+fn is_trusted(trusted: &[TrustedProxy], ip: IpAddr) -> bool {
+    trusted.iter().any(|proxy| proxy.contains(ip))
+}
 
-    pub(super) fn peer(&self, extensions: &Extensions) -> Option<SocketAddr> {
-        match &self.peer_addr {
-            Some(extract) => extract(extensions),
-            None => extensions
-                .get::<PeerAddr>()
-                .map(|p| p.0)
-                .or_else(|| extensions.get::<SocketAddr>().copied()),
-        }
+/// The client's address: the peer's, unless the peer is one of the `trusted` proxies and
+/// says whom it forwards for.
+pub(super) fn client_ip(
+    trusted: &[TrustedProxy],
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let peer = peer?.ip().to_canonical();
+    if !is_trusted(trusted, peer) {
+        return Some(peer);
     }
+    forwarded_for(trusted, headers)
+        .or_else(|| {
+            let value = headers.get(X_REAL_IP)?.to_str().ok()?;
+            parse_forwarded_ip(value.trim())
+        })
+        .or(Some(peer))
+}
 
-    /// The client's address: the peer's, unless the peer is a trusted proxy that says whom it
-    /// forwards for.
-    pub(super) fn client_ip(
-        &self,
-        peer: Option<SocketAddr>,
-        headers: &HeaderMap,
-    ) -> Option<IpAddr> {
-        let peer = peer?.ip().to_canonical();
-        if !self.is_trusted(peer) {
-            return Some(peer);
-        }
-        self.forwarded_for(headers)
-            .or_else(|| {
-                let value = headers.get(X_REAL_IP)?.to_str().ok()?;
-                parse_forwarded_ip(value.trim())
-            })
-            .or(Some(peer))
-    }
-
-    /// The right-most `X-Forwarded-For` hop that is not a trusted proxy (each proxy appends
-    /// the address it received from, so only the hops right of the first untrusted one are
-    /// vouched for). When every hop is trusted, the left-most one. `None` when the header is
-    /// missing or a hop that would be read is not an address.
-    fn forwarded_for(&self, headers: &HeaderMap) -> Option<IpAddr> {
-        let mut farthest = None;
-        // Several header lines form one list, in order.
-        for line in headers.get_all(X_FORWARDED_FOR).iter().rev() {
-            let line = line.to_str().ok()?;
-            for hop in line.rsplit(',').map(str::trim).filter(|h| !h.is_empty()) {
-                let ip = parse_forwarded_ip(hop)?;
-                if !self.is_trusted(ip) {
-                    return Some(ip);
-                }
-                farthest = Some(ip);
+/// The right-most `X-Forwarded-For` hop that is not a trusted proxy (each proxy appends
+/// the address it received from, so only the hops right of the first untrusted one are
+/// vouched for). When every hop is trusted, the left-most one. `None` when the header is
+/// missing or a hop that would be read is not an address.
+fn forwarded_for(trusted: &[TrustedProxy], headers: &HeaderMap) -> Option<IpAddr> {
+    let mut farthest = None;
+    // Several header lines form one list, in order.
+    for line in headers.get_all(X_FORWARDED_FOR).iter().rev() {
+        let line = line.to_str().ok()?;
+        for hop in line.rsplit(',').map(str::trim).filter(|h| !h.is_empty()) {
+            let ip = parse_forwarded_ip(hop)?;
+            if !is_trusted(trusted, ip) {
+                return Some(ip);
             }
+            farthest = Some(ip);
         }
-        farthest
     }
+    farthest
 }
 
 /// Parses `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]` or `[::1]:80`.
@@ -247,11 +234,6 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
-    use crate::tower::RequestLogLayer;
-
-    fn layer(trusted: &[&str]) -> RequestLogLayer {
-        RequestLogLayer::new().trust_proxies(trusted.iter().map(|s| s.parse().unwrap()))
-    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -264,11 +246,17 @@ mod tests {
         map
     }
 
+    fn proxies(trusted: &[&str]) -> Vec<TrustedProxy> {
+        trusted.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
     fn client(trusted: &[&str], peer: &str, pairs: &[(&str, &str)]) -> Option<String> {
-        let config = layer(trusted).config;
-        config
-            .client_ip(Some(peer.parse().unwrap()), &headers(pairs))
-            .map(|ip| ip.to_string())
+        client_ip(
+            &proxies(trusted),
+            Some(peer.parse().unwrap()),
+            &headers(pairs),
+        )
+        .map(|ip| ip.to_string())
     }
 
     #[test]
@@ -318,9 +306,8 @@ mod tests {
 
     #[test]
     fn no_peer_no_ip() {
-        let config = layer(&["0.0.0.0/0"]).config;
         let h = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(config.client_ip(None, &h), None);
+        assert_eq!(client_ip(&proxies(&["0.0.0.0/0"]), None, &h), None);
     }
 
     #[test]

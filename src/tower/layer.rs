@@ -1,7 +1,5 @@
-//! [`RequestLogLayer`]: the layer, its settings and the configuration it shares with the
-//! services it makes.
+//! [`RequestLogLayer`]: the layer and its settings, and how it makes a [`RequestLogService`].
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -10,50 +8,11 @@ use http::Extensions;
 use tower_layer::Layer;
 
 use super::client_ip::TrustedProxy;
-use super::request_id::X_REQUEST_ID;
+use super::config::Config;
 use super::service::RequestLogService;
 use crate::context::LogContext;
 use crate::level::Level;
-use crate::logger::{get_logger, Logger};
-
-type PeerFn = Arc<dyn Fn(&Extensions) -> Option<SocketAddr> + Send + Sync>;
-
-#[derive(Clone)]
-pub(super) struct Config {
-    pub(super) logger: Logger,
-    pub(super) context: LogContext,
-    pub(super) trusted: Vec<TrustedProxy>,
-    pub(super) peer_addr: Option<PeerFn>,
-    pub(super) header: HeaderName,
-    pub(super) success: Level,
-    pub(super) client_error: Level,
-    pub(super) server_error: Level,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("logger", &self.logger.name())
-            .field("context", &self.context)
-            .field("trusted_proxies", &self.trusted)
-            .field("custom_peer_addr", &self.peer_addr.is_some())
-            .field("request_id_header", &self.header)
-            .field("success_level", &self.success)
-            .field("client_error_level", &self.client_error)
-            .field("server_error_level", &self.server_error)
-            .finish()
-    }
-}
-
-impl Config {
-    pub(super) fn level_for(&self, status: u16) -> Level {
-        match status {
-            500.. => self.server_error,
-            400..=499 => self.client_error,
-            _ => self.success,
-        }
-    }
-}
+use crate::logger::Logger;
 
 /// A tower [`Layer`] that gives each request a request id, a [`LogContext`] and an access
 /// record. See the [module docs](crate::tower) for what it does and examples.
@@ -88,22 +47,13 @@ impl Config {
 #[derive(Clone, Debug)]
 #[must_use = "a layer does nothing until it wraps a service"]
 pub struct RequestLogLayer {
-    pub(super) config: Arc<Config>,
+    config: Arc<Config>,
 }
 
 impl Default for RequestLogLayer {
     fn default() -> Self {
         RequestLogLayer {
-            config: Arc::new(Config {
-                logger: get_logger("access"),
-                context: LogContext::new(),
-                trusted: Vec::new(),
-                peer_addr: None,
-                header: X_REQUEST_ID,
-                success: Level::Info,
-                client_error: Level::Warn,
-                server_error: Level::Error,
-            }),
+            config: Arc::new(Config::default()),
         }
     }
 }
@@ -197,17 +147,10 @@ impl<S> Layer<S> for RequestLogLayer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn levels_by_status() {
-        let config = RequestLogLayer::new().config;
-        assert_eq!(config.level_for(101), Level::Info);
-        assert_eq!(config.level_for(304), Level::Info);
-        assert_eq!(config.level_for(404), Level::Warn);
-        assert_eq!(config.level_for(499), Level::Warn);
-        assert_eq!(config.level_for(503), Level::Error);
+// Here rather than in `service.rs`, which does not know the layer.
+impl<S> RequestLogService<S> {
+    /// Wraps `inner` with the settings of `layer` (the same as `layer.layer(inner)`).
+    pub fn new(inner: S, layer: &RequestLogLayer) -> Self {
+        layer.layer(inner)
     }
 }

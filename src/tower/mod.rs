@@ -168,6 +168,7 @@
 
 mod access_log;
 mod client_ip;
+mod config;
 mod layer;
 mod request_id;
 mod service;

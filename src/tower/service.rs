@@ -14,16 +14,16 @@ use std::time::Instant;
 use http::header::HeaderValue;
 use http::{Request, Response};
 use http_body::Body;
-use tower_layer::Layer;
 use tower_service::Service;
 
 use super::access_log::{Outcome, Pending};
-use super::layer::{Config, RequestLogLayer};
+use super::config::Config;
 use super::request_id::{generate_request_id, valid_request_id};
 use crate::context::{self, WithContext};
 
-/// The service made by [`RequestLogLayer`]: runs the inner service's future in the request's
-/// [`LogContext`](crate::context::LogContext) and logs its access record.
+/// The service made by [`RequestLogLayer`](super::RequestLogLayer): runs the inner service's
+/// future in the request's [`LogContext`](crate::context::LogContext) and logs its access
+/// record.
 #[derive(Clone, Debug)]
 pub struct RequestLogService<S> {
     pub(super) inner: S,
@@ -32,11 +32,6 @@ pub struct RequestLogService<S> {
 }
 
 impl<S> RequestLogService<S> {
-    /// Wraps `inner` with the settings of `layer` (the same as `layer.layer(inner)`).
-    pub fn new(inner: S, layer: &RequestLogLayer) -> Self {
-        layer.layer(inner)
-    }
-
     /// Uses `peer` as the connection's peer address for requests whose extensions hold none.
     /// For servers that make one service per connection, such as a plain hyper server.
     ///
