@@ -23,23 +23,27 @@ const CHUNK_LOW_WATER: usize = 2 * 1024;
 /// formatted: its own formatting would log again.
 pub(crate) const MAX_DEPTH: u32 = 3;
 
-/// A thread's two line chunks: lines are cut from `current`; when it runs low, the chunks
-/// swap. By the time a chunk is used again, a whole chunk of lines has been logged since its
-/// last line, so the consumer has normally written (and released) all of them and `reserve`
-/// reclaims the chunk in place instead of allocating a new one.
+/// How many chunks a thread rotates through.
+const CHUNKS: usize = 4;
+
+/// A thread's line chunks: lines are cut from the current one; when it runs low, the next one
+/// in the rotation becomes current. By the time a chunk is used again, three chunks of lines
+/// have been logged since its last line, so the consumer has normally written (and released)
+/// all of them and `reserve` reclaims the chunk in place instead of allocating a new one; a
+/// consumer that lags further than that costs one fresh chunk, never a lost line.
 #[derive(Default)]
 struct LineChunks {
-    current: BytesMut,
-    spare: BytesMut,
+    chunks: [BytesMut; CHUNKS],
+    current: usize,
 }
 
 impl LineChunks {
     fn buffer(&mut self) -> &mut BytesMut {
-        if self.current.capacity() < CHUNK_LOW_WATER {
-            std::mem::swap(&mut self.current, &mut self.spare);
-            self.current.reserve(CHUNK);
+        if self.chunks[self.current].capacity() < CHUNK_LOW_WATER {
+            self.current = (self.current + 1) % CHUNKS;
+            self.chunks[self.current].reserve(CHUNK);
         }
-        &mut self.current
+        &mut self.chunks[self.current]
     }
 }
 
