@@ -2,7 +2,8 @@
 //!
 //! Every contender logs the same record to a file in a fresh temporary directory: the message
 //! `request handled` with five fields (`user_id=42`, `path="/api/v1/items"`, `status=200`,
-//! `latency_ms=3.25`, `ok=true`) and an RFC 3339 UTC timestamp, in each logger's plain-text
+//! `latency_ms=3.25`, `trace=000000000000002a`: a `{:016x}` through `Display`, as
+//! `%format_args!` gives it) and an RFC 3339 UTC timestamp, in each logger's plain-text
 //! format. The field values reach the call site through [`std::hint::black_box`], so that no
 //! logger gets to format them at compile time.
 //!
@@ -98,7 +99,8 @@ struct Fields {
     path: &'static str,
     status: i64,
     latency_ms: f64,
-    ok: bool,
+    /// Written as 16 hex digits.
+    trace: u64,
 }
 
 impl Fields {
@@ -107,7 +109,7 @@ impl Fields {
         path: MEASURED_PATH,
         status: 200,
         latency_ms: 3.25,
-        ok: true,
+        trace: 42,
     };
 
     const WARMUP: Fields = Fields {
@@ -134,7 +136,8 @@ impl Emit for KakashiEmitter {
     #[inline]
     fn emit(&self, f: &Fields) {
         kakashi::info!(self.0, "request handled"; user_id = f.user_id, path = f.path,
-            status = f.status, latency_ms = f.latency_ms, ok = f.ok);
+            status = f.status, latency_ms = f.latency_ms,
+            trace = %format_args!("{:016x}", f.trace));
     }
 }
 
@@ -149,7 +152,7 @@ impl Emit for TracingEmitter {
             path = f.path,
             status = f.status,
             latency_ms = f.latency_ms,
-            ok = f.ok,
+            trace = %format_args!("{:016x}", f.trace),
             "request handled"
         );
     }
@@ -161,7 +164,8 @@ impl Emit for SlogEmitter {
     #[inline]
     fn emit(&self, f: &Fields) {
         slog::info!(self.0, "request handled"; "user_id" => f.user_id, "path" => f.path,
-            "status" => f.status, "latency_ms" => f.latency_ms, "ok" => f.ok);
+            "status" => f.status, "latency_ms" => f.latency_ms,
+            "trace" => %format_args!("{:016x}", f.trace));
     }
 }
 
@@ -173,12 +177,12 @@ impl Emit for FtlogEmitter {
     #[inline]
     fn emit(&self, f: &Fields) {
         ftlog::info!(
-            "request handled user_id={} path={} status={} latency_ms={} ok={}",
+            "request handled user_id={} path={} status={} latency_ms={} trace={:016x}",
             f.user_id,
             f.path,
             f.status,
             f.latency_ms,
-            f.ok
+            f.trace
         );
     }
 }
@@ -195,8 +199,8 @@ impl Emit for BaselineEmitter {
         let _ = writeln!(
             out,
             "ts={now} level=info logger=bench msg=\"request handled\" user_id={} path={} \
-             status={} latency_ms={} ok={}",
-            f.user_id, f.path, f.status, f.latency_ms, f.ok
+             status={} latency_ms={} trace={:016x}",
+            f.user_id, f.path, f.status, f.latency_ms, f.trace
         );
     }
 }
