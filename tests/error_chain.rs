@@ -9,12 +9,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use kakashi::format::Json;
 use kakashi::write::MemoryWriter;
-use kakashi::{
-    error, Field, Level, Location, LogRecord, OwnedValue, PipelineConfig, SyncPipeline, Value,
-    Writer,
-};
+use kakashi::{error, Field, Level, Location, LogRecord, OwnedValue, Value};
 
 /// The most sources written after the error itself.
 const MAX_SOURCES: usize = 16;
@@ -158,13 +154,9 @@ fn logfmt_chain(e: &'static (dyn Error + 'static)) -> String {
 
 /// The error written by the JSON formatter: its message and sources.
 fn json_chain(e: &'static (dyn Error + 'static)) -> (String, Vec<String>) {
-    let memory = MemoryWriter::new();
-    let config = PipelineConfig::builder()
-        .formatter(Json::new())
-        .writer(Writer::memory(&memory))
-        .build()
-        .unwrap();
-    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    // No runtime here: the pipeline is synchronous.
+    let (memory, pipeline, _guard) = common::json_memory_pipeline();
+    assert!(!pipeline.is_async());
     let log = pipeline.logger("app");
     error!(log, "failed"; err = @*e);
     let line = one_line(&memory);

@@ -7,9 +7,8 @@ mod common;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use kakashi::format::Json;
 use kakashi::write::MemoryWriter;
-use kakashi::{info, Level, PipelineConfig, SyncPipeline, Writer};
+use kakashi::{info, Level};
 
 /// Writes a recognisable half value, then panics.
 struct Boom;
@@ -52,13 +51,9 @@ fn logfmt_the_record_after_a_panicking_field_is_whole() {
 
 #[test]
 fn json_the_record_after_a_panicking_message_or_field_is_whole() {
-    let memory = MemoryWriter::new();
-    let config = PipelineConfig::builder()
-        .formatter(Json::new())
-        .writer(Writer::memory(&memory))
-        .build()
-        .unwrap();
-    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    // No runtime here: the pipeline is synchronous.
+    let (memory, pipeline, _guard) = common::json_memory_pipeline();
+    assert!(!pipeline.is_async());
     let log = pipeline.logger("app");
     for round in 0..2 {
         let caught = catch_unwind(AssertUnwindSafe(|| {
