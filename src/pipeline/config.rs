@@ -336,11 +336,11 @@ pub(crate) fn default_error_hook() -> ErrorHook {
 /// | `writers` | stdout |
 /// | `fallback` | stderr |
 /// | `error_hook` | one line on stderr |
-/// | `queue_capacity` | 32,768 lines |
+/// | `queue_capacity` | 32,768 lines (rounded up to a power of two; the ring is allocated once, about 56 bytes a line) |
 /// | `overflow` | [`Overflow::WriteInline`] (lossless) |
 /// | `batch_bytes` | 64 KiB: a batch is written once it is this large |
 /// | `flush_interval` | 1 ms: while records keep coming, the worker drains the queue and writes a batch this often, instead of being woken for each record |
-/// | `drop_timeout` | 2 s: how long dropping the guard waits for the worker |
+/// | `drop_timeout` | 2 s: the deadline of dropping (or [`close`](crate::PipelineGuard::close)-ing) the guard, and of a worker dropped with its runtime; it holds even when a write blocks |
 ///
 /// The longest a line waits: when the worker is idle it is woken and writes the line at once;
 /// while it is busy, a line waits at most one `flush_interval` plus the time it takes to write
@@ -529,7 +529,8 @@ impl PipelineConfigBuilder {
         self
     }
 
-    /// How long dropping the guard waits for the worker to write what is queued (default 2 s).
+    /// The deadline of dropping or closing the guard (default 2 s): past it, what is not
+    /// written is reported once and left as `pending` in the final stats.
     pub fn drop_timeout(mut self, timeout: Duration) -> Self {
         self.drop_timeout = Some(timeout);
         self

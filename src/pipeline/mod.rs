@@ -431,7 +431,7 @@ impl Shared {
         }
         let _consuming = line::ConsumingGuard::enter();
         let _runtime = queue.enter_runtime();
-        let stalled = {
+        {
             let mut consumer = sync::lock(&queue.consumer);
             let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
             // Everything queued before this call, the caller's own earlier lines among them.
@@ -442,15 +442,13 @@ impl Shared {
             } else {
                 Stalled::Wait
             };
-            let step = drain_to(&mut consumer, self, queue, &mut cx, stalled, before);
+            drain_to(&mut consumer, self, queue, &mut cx, stalled, before);
             let position = queue.ring.head();
             consumer.push_direct(sink, index, position, line);
-            let after = consumer.run(self, &queue.ring, &mut cx, stalled, position);
-            step == consumer::Step::Pending || after == consumer::Step::Pending
-        };
-        // The worker may be waiting for the role, or (when an async destination did not take
-        // everything) have lines to finish.
-        let _ = stalled;
+            consumer.run(self, &queue.ring, &mut cx, stalled, position);
+        }
+        // The worker may be waiting for the role, or have lines an async destination did not
+        // take yet.
         queue.wake_worker();
     }
 
