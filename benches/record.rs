@@ -1,7 +1,7 @@
 //! Per-record cost: a disabled call, and an enabled call (message, 5 fields, RFC 3339
 //! timestamp) through each formatter into a no-op writer, synchronously and through the async
-//! pipeline's hand-off; a record with a `Display` field (`%format_args!("{i:016x}")`); and
-//! `get_logger` for a name seen before.
+//! pipeline's hand-off; a record with a `Display` field (`%format_args!("{i:016x}")`);
+//! `get_logger` for a name seen before; a disabled call with 20 level directives loaded.
 //!
 //! Run with `cargo bench --bench record`.
 
@@ -51,6 +51,19 @@ fn benches(c: &mut Criterion) {
     c.bench_function("disabled call", |b| {
         b.iter(|| debug!(log, "never {}", black_box(1); user_id = black_box(42)))
     });
+    // The same call site with 20 directives loaded (none matching `bench`): the decision is
+    // cached per logger, so the directive list is not scanned per call.
+    let twenty: Vec<String> = (0..20).map(|i| format!("crate{i}::module=debug")).collect();
+    kakashi::directives::handle()
+        .set_directives(&format!("info,{}", twenty.join(",")))
+        .expect("valid directives");
+    c.bench_function("disabled call, 20 directives", |b| {
+        b.iter(|| debug!(log, "never {}", black_box(1); user_id = black_box(42)))
+    });
+    c.bench_function("disabled call, no logger, 20 directives", |b| {
+        b.iter(|| debug!("never {}", black_box(1); user_id = black_box(42)))
+    });
+    kakashi::directives::handle().clear();
 
     let formatters: [(&str, Arc<dyn Formatter>); 3] = [
         ("logfmt", Arc::new(Logfmt::new())),

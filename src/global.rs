@@ -50,6 +50,8 @@ pub fn try_init(config: PipelineConfig) -> Result<PipelineGuard, Error> {
     GLOBAL
         .set(pipeline)
         .map_err(|_| Error::already_initialized())?;
+    // Call sites decided against the default pipeline's level until now.
+    crate::directives::bump_generation();
     Ok(guard)
 }
 
@@ -66,13 +68,21 @@ pub fn init(config: PipelineConfig) -> PipelineGuard {
 }
 
 /// Installs the global pipeline from the environment: `KAKASHI_ENV` picks a
-/// [`Preset`](crate::Preset) and `KAKASHI_LEVEL` overrides its level.
+/// [`Preset`](crate::Preset), `KAKASHI_LEVEL` overrides its level, and level
+/// [directives](crate::directives) come from `KAKASHI_LOG`, else `RUST_LOG`.
 ///
 /// # Errors
 ///
-/// [`Error`] naming the variable when one holds a bad value, and the errors of [`try_init`].
+/// [`Error`] naming the variable when one holds a bad value (or is not valid UTF-8), and the
+/// errors of [`try_init`]; nothing is installed then.
 pub fn init_from_env() -> Result<PipelineGuard, Error> {
-    try_init(crate::preset::Preset::config_from_env()?.build()?)
+    let config = crate::preset::Preset::config_from_env()?.build()?;
+    let directives = crate::directives::from_env()?;
+    let guard = try_init(config)?;
+    if let Some(directives) = directives {
+        crate::directives::handle().set(directives);
+    }
+    Ok(guard)
 }
 
 /// Flushes the global pipeline: returns once every record logged before the call is written,

@@ -133,6 +133,7 @@
 #![forbid(unsafe_code)]
 
 pub mod context;
+pub mod directives;
 mod error;
 mod field;
 pub mod format;
@@ -170,10 +171,7 @@ pub mod __private {
 
     use crate::{Field, Level, Location};
 
-    #[inline]
-    pub fn global_enabled(level: Level) -> bool {
-        crate::global::pipeline().enabled(level)
-    }
+    pub use crate::directives::Callsite;
 
     pub fn global_log(
         level: Level,

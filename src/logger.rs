@@ -7,6 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use crate::directives::{self, LevelCache};
 use crate::field::Field;
 use crate::level::Level;
 use crate::pipeline::Pipeline;
@@ -18,9 +19,11 @@ const INHERIT: u8 = u8::MAX;
 /// A named logger; cloning it is one reference-count increment.
 ///
 /// A logger from [`get_logger`] logs through the global pipeline (see [`init`](crate::init));
-/// one from [`Pipeline::logger`] logs through that pipeline. Its level check is one relaxed
-/// atomic load (two when it follows its pipeline's level), so a disabled call costs about a
-/// nanosecond and formats nothing.
+/// one from [`Pipeline::logger`] logs through that pipeline. Its level is its own (see
+/// [`set_level`](Logger::set_level)), else the [directives](crate::directives) for its name,
+/// else its pipeline's minimum level. The check is a few relaxed atomic loads (the decision is
+/// cached with the directives' generation), so a disabled call costs about a nanosecond and
+/// formats nothing.
 ///
 /// # Examples
 ///
@@ -40,6 +43,8 @@ pub struct Logger {
 struct LoggerInner {
     name: Arc<str>,
     level: AtomicU8,
+    /// The directives' (or the pipeline's) decision for this name, with its generation.
+    cache: LevelCache,
     /// `None`: the global pipeline, looked up at each call.
     pipeline: Option<Pipeline>,
 }
@@ -60,6 +65,7 @@ impl Logger {
             inner: Arc::new(LoggerInner {
                 name: Arc::from(name),
                 level: AtomicU8::new(INHERIT),
+                cache: LevelCache::new(),
                 pipeline,
             }),
         }
@@ -84,14 +90,21 @@ impl Logger {
         if own != INHERIT {
             level as u8 >= own
         } else {
-            self.pipeline().enabled(level)
+            self.inner.cache.enabled(level, || self.decide())
         }
     }
 
-    /// The level in force: the logger's own, else its pipeline's.
+    /// The threshold when the logger has no level of its own: the directives' for its name,
+    /// else its pipeline's minimum level (`None`: off).
+    fn decide(&self) -> Option<Level> {
+        directives::decide(&self.inner.name, || self.pipeline().min_level())
+    }
+
+    /// The level in force: the logger's own, else the directives' for its name, else its
+    /// pipeline's (`Critical` when the directives turn the logger off).
     pub fn level(&self) -> Level {
         Level::from_index(self.inner.level.load(Ordering::Relaxed))
-            .unwrap_or_else(|| self.pipeline().min_level())
+            .unwrap_or_else(|| self.decide().unwrap_or(Level::Critical))
     }
 
     /// Sets this logger's own level (`None`: follow the pipeline's). An atomic store; every

@@ -22,7 +22,9 @@ macro_rules! log {
 macro_rules! __log_global {
     ($level:expr, ($fmt:literal) $(, $arg:expr)* ; $($fields:tt)*) => {{
         let __level: $crate::Level = $level;
-        if $crate::__private::global_enabled(__level) {
+        static __CALLSITE: $crate::__private::Callsite =
+            $crate::__private::Callsite::new(module_path!());
+        if __CALLSITE.enabled(__level) {
             static __LOCATION: $crate::Location =
                 $crate::Location::new(module_path!(), file!(), line!());
             $crate::__private::global_log(

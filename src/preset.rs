@@ -77,8 +77,17 @@ impl Preset {
     /// [`Error`] naming the variable, its value and what is accepted, when either holds a bad
     /// value.
     pub fn config_from_env() -> Result<PipelineConfigBuilder, Error> {
-        let env = |var| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
-        let preset = match env("KAKASHI_ENV") {
+        let env = |var: &'static str| match std::env::var(var) {
+            Ok(value) if value.trim().is_empty() => Ok(None),
+            Ok(value) => Ok(Some(value)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(raw)) => Err(Error::env(
+                var,
+                &raw.to_string_lossy(),
+                "valid UTF-8 (the value is not)",
+            )),
+        };
+        let preset = match env("KAKASHI_ENV")? {
             Some(value) => value.parse::<Preset>().map_err(|_| {
                 Error::env(
                     "KAKASHI_ENV",
@@ -89,7 +98,7 @@ impl Preset {
             None => Preset::Development,
         };
         let mut builder = preset.builder();
-        if let Some(value) = env("KAKASHI_LEVEL") {
+        if let Some(value) = env("KAKASHI_LEVEL")? {
             let level = value.parse::<Level>().map_err(|_| {
                 Error::env(
                     "KAKASHI_LEVEL",

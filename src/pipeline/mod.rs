@@ -304,6 +304,8 @@ impl Pipeline {
     /// Changes the minimum level at runtime (an atomic store; no lock).
     pub fn set_min_level(&self, level: Level) {
         self.shared.min_level.store(level as u8, Ordering::Relaxed);
+        // Loggers cache their decision: make them decide again.
+        crate::directives::bump_generation();
     }
 
     /// True if records at `level` pass the pipeline's minimum level.
