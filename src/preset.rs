@@ -69,13 +69,15 @@ impl Preset {
         }
     }
 
-    /// The preset named by `KAKASHI_ENV` (default: development), with the level from
-    /// `KAKASHI_LEVEL` when it is set.
+    /// The preset named by `KAKASHI_ENV`, with the level from `KAKASHI_LEVEL` when it is set.
+    /// Without `KAKASHI_ENV`: level info, stdout, and the [`Console`] format when stdout is a
+    /// terminal and `NO_COLOR` is unset, else [`Logfmt`] (a pipe, a file, a container's log
+    /// collector).
     ///
     /// # Errors
     ///
     /// [`Error`] naming the variable, its value and what is accepted, when either holds a bad
-    /// value.
+    /// value or is not valid UTF-8.
     pub fn config_from_env() -> Result<PipelineConfigBuilder, Error> {
         let env = |var: &'static str| match std::env::var(var) {
             Ok(value) if value.trim().is_empty() => Ok(None),
@@ -87,17 +89,19 @@ impl Preset {
                 "valid UTF-8 (the value is not)",
             )),
         };
-        let preset = match env("KAKASHI_ENV")? {
-            Some(value) => value.parse::<Preset>().map_err(|_| {
-                Error::env(
-                    "KAKASHI_ENV",
-                    &value,
-                    "development (or dev), production (or prod), testing (or test)",
-                )
-            })?,
-            None => Preset::Development,
+        let mut builder = match env("KAKASHI_ENV")? {
+            Some(value) => value
+                .parse::<Preset>()
+                .map_err(|_| {
+                    Error::env(
+                        "KAKASHI_ENV",
+                        &value,
+                        "development (or dev), production (or prod), testing (or test)",
+                    )
+                })?
+                .builder(),
+            None => default_builder(),
         };
-        let mut builder = preset.builder();
         if let Some(value) = env("KAKASHI_LEVEL")? {
             let level = value.parse::<Level>().map_err(|_| {
                 Error::env(
@@ -109,6 +113,21 @@ impl Preset {
             builder = builder.min_level(level);
         }
         Ok(builder)
+    }
+}
+
+/// What [`Preset::config_from_env`] uses when `KAKASHI_ENV` is not set: fitted to where the
+/// program runs.
+fn default_builder() -> PipelineConfigBuilder {
+    use std::io::IsTerminal as _;
+    let colors = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = PipelineConfig::builder()
+        .min_level(Level::Info)
+        .writer(Writer::stdout());
+    if colors {
+        builder.formatter(Console::new())
+    } else {
+        builder.formatter(Logfmt::new())
     }
 }
 

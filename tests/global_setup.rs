@@ -123,6 +123,15 @@ fn environment_variables_choose_the_preset_and_level_with_clear_errors() {
 
     std::env::remove_var("KAKASHI_ENV");
     std::env::remove_var("KAKASHI_LEVEL");
+    // No preset named, and NO_COLOR (so that the answer does not depend on whether the tests
+    // run in a terminal): info and logfmt.
+    std::env::set_var("NO_COLOR", "1");
     let config = Preset::config_from_env().unwrap().build().unwrap();
-    assert_eq!(config.min_level(), Level::Debug, "development by default");
+    std::env::remove_var("NO_COLOR");
+    assert_eq!(config.min_level(), Level::Info);
+    assert!(
+        format!("{:?}", config.formatter()).contains("Logfmt"),
+        "{:?}",
+        config.formatter()
+    );
 }
