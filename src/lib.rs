@@ -122,14 +122,14 @@
 //! |---|---|---|
 //! | `KAKASHI_ENV` | picks a [`Preset`] | info to stdout: colour console on a terminal, logfmt otherwise |
 //! | `KAKASHI_LEVEL` | the minimum level | the preset's |
-//! | `KAKASHI_LOG`, then `RUST_LOG` | level [directives](directives): `warn,app::db=debug` | each logger follows its pipeline |
+//! | `KAKASHI_LOG`, then `RUST_LOG` | level [directives]: `warn,app::db=debug` | each logger follows its pipeline |
 //! | `NO_COLOR` | no colours | colours only on a terminal |
 //!
 //! A bad value, or one that is not valid UTF-8, is an error naming the variable.
 //!
 //! ## Levels
 //!
-//! One level system: a [`Logger`]'s own level (if set), else the [directives](directives) for
+//! One level system: a [`Logger`]'s own level (if set), else the [directives] for
 //! its name (or, for the logger-less macros, the module path), else its pipeline's minimum
 //! level. Directives can be reloaded at run time without a lock on the logging path.
 //!
