@@ -19,6 +19,15 @@ pub(crate) fn pipeline() -> &'static Pipeline {
     }
 }
 
+/// Installs a built pipeline as the global one (for [`testing`](crate::testing)).
+pub(crate) fn install(pipeline: Pipeline) -> Result<(), Error> {
+    GLOBAL
+        .set(pipeline)
+        .map_err(|_| Error::already_initialized())?;
+    crate::directives::bump_generation();
+    Ok(())
+}
+
 /// Installs `config` as the global pipeline (what `info!("…")` without a logger and
 /// [`get_logger`](crate::get_logger) loggers use) and returns its guard.
 ///

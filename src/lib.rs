@@ -133,6 +133,11 @@
 //! its name (or, for the logger-less macros, the module path), else its pipeline's minimum
 //! level. Directives can be reloaded at run time without a lock on the logging path.
 //!
+//! ## Tests
+//!
+//! [`testing::capture`] gives each test its own captured lines, parsed back into records; it
+//! works with `cargo test`'s parallel threads and with `#[tokio::test]`, in every test.
+//!
 //! ## Feature flags
 //!
 //! | feature | what it adds |
@@ -158,6 +163,7 @@ mod macros;
 mod pipeline;
 mod preset;
 mod record;
+pub mod testing;
 pub mod write;
 
 #[cfg(feature = "tower")]
