@@ -143,6 +143,8 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `tower` | a tower `Layer` for axum and hyper: request context and access records |
+//! | `tracing` | a `tracing_subscriber` `Layer` writing `tracing` events (with their spans' fields) through kakashi ([module docs](crate::tracing)) |
+//! | `log` | a `log::Log` bridge writing `log` records (with their key-values) through kakashi ([module docs](mod@crate::log)) |
 //!
 //! ## Minimum Rust version
 //!
@@ -151,6 +153,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+#[cfg(any(feature = "tracing", feature = "log"))]
+mod bridge;
 pub mod context;
 pub mod directives;
 mod error;
@@ -169,6 +173,14 @@ pub mod write;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;
+
+#[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+pub mod tracing;
+
+#[cfg(feature = "log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "log")))]
+pub mod log;
 
 pub use context::{LogContext, WithLogContext};
 pub use error::{Error, ErrorKind};
