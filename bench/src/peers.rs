@@ -130,7 +130,13 @@ fn emit_measured<E: Emit>(emitter: &E) {
     emitter.emit(std::hint::black_box(&Fields::MEASURED));
 }
 
-struct KakashiEmitter(kakashi::Logger);
+struct KakashiEmitter(kakashi::Logger, kakashi::Pipeline);
+
+impl KakashiEmitter {
+    fn pipeline(&self) -> &kakashi::Pipeline {
+        &self.1
+    }
+}
 
 impl Emit for KakashiEmitter {
     #[inline]
@@ -261,6 +267,7 @@ fn slog_timestamp(out: &mut dyn io::Write) -> io::Result<()> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Contender {
     Kakashi,
+    KakashiTracing,
     TracingLossless,
     TracingLossy,
     Slog,
@@ -269,8 +276,9 @@ enum Contender {
 }
 
 impl Contender {
-    const ALL: [Contender; 6] = [
+    const ALL: [Contender; 7] = [
         Contender::Kakashi,
+        Contender::KakashiTracing,
         Contender::TracingLossless,
         Contender::TracingLossy,
         Contender::Slog,
@@ -284,6 +292,7 @@ impl Contender {
     fn key(self) -> &'static str {
         match self {
             Contender::Kakashi => "kakashi",
+            Contender::KakashiTracing => "kakashi-tracing",
             Contender::TracingLossless => "tracing-lossless",
             Contender::TracingLossy => "tracing-lossy",
             Contender::Slog => "slog",
@@ -295,6 +304,7 @@ impl Contender {
     fn label(self) -> &'static str {
         match self {
             Contender::Kakashi => "kakashi (AsyncPipeline, lossless)",
+            Contender::KakashiTracing => "tracing macros -> kakashi Layer",
             Contender::TracingLossless => "tracing + appender (lossless)",
             Contender::TracingLossy => "tracing + appender (lossy, default)",
             Contender::Slog => "slog + slog-async (default, drops)",
@@ -380,7 +390,7 @@ fn start_kakashi(path: &Path, rt: &Runtime) -> Result<Started<KakashiEmitter>, S
     if !pipeline.is_async() {
         return Err("kakashi started a synchronous pipeline (no runtime?)".to_owned());
     }
-    let emitter = Arc::new(KakashiEmitter(pipeline.logger("bench")));
+    let emitter = Arc::new(KakashiEmitter(pipeline.logger("bench"), pipeline.clone()));
     let finish = Box::new(move |rt: &Runtime| {
         let stats = rt.block_on(guard.shutdown());
         let clean = stats.is_settled();
@@ -395,6 +405,20 @@ fn start_kakashi(path: &Path, rt: &Runtime) -> Result<Started<KakashiEmitter>, S
         ])
     });
     Ok(Started { emitter, finish })
+}
+
+/// `tracing::info!` through kakashi's `tracing` Layer into an `AsyncPipeline` (lossless).
+fn start_kakashi_tracing(path: &Path, rt: &Runtime) -> Result<Started<TracingEmitter>, String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let Started { emitter, finish } = start_kakashi(path, rt)?;
+    let subscriber =
+        tracing_subscriber::registry().with(kakashi::tracing::layer_for(emitter.pipeline()));
+    tracing::subscriber::set_global_default(subscriber)
+        .map_err(|e| format!("installing the subscriber: {e}"))?;
+    Ok(Started {
+        emitter: Arc::new(TracingEmitter),
+        finish,
+    })
 }
 
 fn start_tracing(dir: &Path, lossy: bool) -> Result<Started<TracingEmitter>, String> {
@@ -695,6 +719,13 @@ fn child(contender: Contender, scenario: Scenario, records: u64) -> Result<(), S
     let path = dir.0.join(LOG_FILE);
     match contender {
         Contender::Kakashi => drive(start_kakashi(&path, &rt)?, scenario, records, &rt, &path),
+        Contender::KakashiTracing => drive(
+            start_kakashi_tracing(&path, &rt)?,
+            scenario,
+            records,
+            &rt,
+            &path,
+        ),
         Contender::TracingLossless => {
             drive(start_tracing(&dir.0, false)?, scenario, records, &rt, &path)
         }
