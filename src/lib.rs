@@ -113,6 +113,12 @@
 //! access record per request, for axum and plain hyper servers alike; its module docs show an
 //! axum service.
 //!
+//! What dependencies log through `tracing` or `log` (hyper, tower-http, sqlx, reqwest,
+//! `#[tracing::instrument]`) reaches kakashi through its bridges: with the `tracing` feature,
+//! `kakashi::tracing::layer()` is a `tracing_subscriber` layer (span fields flattened into each
+//! record, the request context added); with the `log` feature, `kakashi::log::init()` installs
+//! a `log::Log`. Both obey the same levels and [directives] as kakashi's own loggers.
+//!
 //! ## Setup
 //!
 //! [`init`] / [`try_init`] install the global pipeline; [`Preset`] gives development,
