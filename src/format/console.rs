@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_escaped, write_escaped_args, write_logfmt_key, Style};
 use super::logfmt::write_logfmt_value;
-use super::{write_timestamp, write_u64, Formatter};
+use super::{keys, write_timestamp, write_u64, Formatter};
 use crate::field::Value;
 use crate::level::Level;
 use crate::record::LogRecord;
@@ -26,11 +26,17 @@ pub enum ColorMode {
 
 /// Writes records for people: `2026-11-24T04:12:22.123456Z  INFO app: message key=value`.
 ///
-/// Fields and context follow the message as logfmt pairs. With [`ColorMode::Auto`] (the
-/// default), colors are used only when the writer's destination is a terminal and `NO_COLOR` is
-/// unset or empty (see <https://no-color.org>). Control characters and escape sequences in the
-/// message are shown escaped (`\n`, `\u001b`), so the only ANSI sequences on a line are the
-/// formatter's own.
+/// Fields and context follow the message as logfmt pairs, each key once (see
+/// [one key per name](super#one-key-per-name)): keys are compared as written (`a b` and `a_b`
+/// are both `a_b`), a call-site field hides an enriched or context field of the same name, an
+/// enriched field hides a context field, and of two fields with the same name from one source
+/// the later one is written. The timestamp, level, logger, message and location are not
+/// written as keys, so no field name is reserved: a `level` field is written `level=…`.
+///
+/// With [`ColorMode::Auto`] (the default), colors are used only when the writer's destination
+/// is a terminal and `NO_COLOR` is unset or empty (see <https://no-color.org>). Control
+/// characters and escape sequences in the message are shown escaped (`\n`, `\u001b`), so the
+/// only ANSI sequences on a line are the formatter's own.
 ///
 /// # Examples
 ///
@@ -98,6 +104,20 @@ fn level_style(level: Level) -> (&'static [u8], &'static [u8]) {
     }
 }
 
+/// Writes ` key=value`, the key dimmed when `color`.
+fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>, color: bool) {
+    out.put_u8(b' ');
+    if color {
+        out.put_slice(DIM);
+    }
+    write_logfmt_key(out, key);
+    out.put_u8(b'=');
+    if color {
+        out.put_slice(RESET);
+    }
+    write_logfmt_value(out, value);
+}
+
 const DIM: &[u8] = b"\x1b[2m";
 const RESET: &[u8] = b"\x1b[0m";
 
@@ -124,23 +144,15 @@ impl Formatter for Console {
         write_escaped(out, record.logger(), Style::Bare);
         out.put_slice(b": ");
         write_escaped_args(out, record.message(), Style::Bare);
-        let mut pair = |key: &str, value: &Value<'_>| {
-            out.put_u8(b' ');
-            if color {
-                out.put_slice(DIM);
+        match keys::plain_fields::<true>(record) {
+            Some(plain) => {
+                for field in plain.fields {
+                    write_pair(out, field.key(), field.value(), color);
+                }
             }
-            write_logfmt_key(out, key);
-            out.put_u8(b'=');
-            if color {
-                out.put_slice(RESET);
-            }
-            write_logfmt_value(out, value);
-        };
-        for field in record.fields().iter().chain(record.enriched()) {
-            pair(field.key(), field.value());
-        }
-        if let Some(ctx) = record.context() {
-            ctx.for_each_field(|key, value| pair(key, &value));
+            None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
+                write_pair(out, key, value, color);
+            }),
         }
         if self.location {
             let loc = record.location();

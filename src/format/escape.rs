@@ -415,6 +415,26 @@ pub(crate) fn write_logfmt_key(out: &mut BytesMut, key: &str) {
     }
 }
 
+/// The byte logfmt writes for a key's byte `b` that starts a character: `b` when it is allowed
+/// in a bare key, else `_` (the whole character becomes one `_`).
+#[inline]
+pub(crate) fn logfmt_key_byte(b: u8) -> u8 {
+    KEY_BYTES[b as usize]
+}
+
+/// [`logfmt_key_byte`] for each byte: one load on the hot path.
+static KEY_BYTES: [u8; 256] = {
+    let mut table = [b'_'; 256];
+    let mut b = 0;
+    while b < 256 {
+        if CLASSES[b] & KEY_OK != 0 {
+            table[b] = b as u8;
+        }
+        b += 1;
+    }
+    table
+};
+
 #[cold]
 fn write_logfmt_key_slow(out: &mut BytesMut, key: &str) {
     if key.is_empty() {

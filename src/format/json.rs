@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 use super::escape::{write_escaped, write_escaped_args, EscapingWriter, Style};
 use super::logfmt::DebugAsDisplay;
 use super::{
-    is_reserved_key, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
+    is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
 use crate::field::Value;
 use crate::record::LogRecord;
@@ -15,12 +15,20 @@ use crate::record::LogRecord;
 /// Writes records as JSON, one object per line.
 ///
 /// The record's own keys come first: `timestamp`, `level`, `logger`, `message`; then call-site
-/// fields, enriched fields and context fields, all flattened at the root. A field named like one
-/// of the record's own keys is written as `fields.<name>`. Numbers and booleans keep their type
-/// (non-finite floats become strings); an error value is an object
-/// `{"message": …, "sources": [ … ]}`. The output always parses: every string is escaped, and
-/// the characters that could forge a line (line separators, bidi overrides, C1 controls) are
-/// written as `\uXXXX` too.
+/// fields, enriched fields and context fields, all flattened at the root; then, with
+/// [`with_location`](Json::with_location), `module`, `file` and `line`.
+///
+/// Every key appears once per object (see [one key per name](super#one-key-per-name)): a
+/// call-site field hides an enriched or context field of the same name, an enriched field hides
+/// a context field, and of two fields with the same name from one source the later one is
+/// written. A field named like one of the formatter's own keys (`timestamp`, `level`, `logger`,
+/// `message`, `ts`, `msg`, and `module`, `file`, `line` when locations are on) is written as
+/// `fields.<name>`, and so is a field already named `fields.<such a name>`.
+///
+/// Numbers and booleans keep their type (non-finite floats become strings); an error value is
+/// an object `{"message": …, "sources": [ … ]}`. The output always parses: every string is
+/// escaped, and the characters that could forge a line (line separators, bidi overrides, C1
+/// controls) are written as `\uXXXX` too.
 ///
 /// # Examples
 ///
@@ -43,6 +51,21 @@ use crate::record::LogRecord;
 ///     "{\"timestamp\":\"1970-01-01T00:00:00.000000Z\",\"level\":\"info\",\"logger\":\"http\",\
 ///      \"message\":\"done\",\"status\":200,\"request_id\":\"r-1\"}\n"
 /// );
+///
+/// // One key per name: the call site's `request_id` hides the context's, the later `status`
+/// // wins, and a `level` field is renamed.
+/// let fields = [
+///     Field::new("status", Value::U64(500)),
+///     Field::new("request_id", Value::Str("r-2")),
+///     Field::new("level", Value::Str("forged")),
+///     Field::new("status", Value::U64(200)),
+/// ];
+/// let record = record.with_fields(&fields);
+/// let mut out = BytesMut::new();
+/// Json::new().format(&record, &mut out);
+/// assert!(std::str::from_utf8(&out).unwrap().ends_with(
+///     "\"message\":\"done\",\"request_id\":\"r-2\",\"fields.level\":\"forged\",\"status\":200}\n"
+/// ));
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Json {
@@ -116,14 +139,23 @@ fn write_value(out: &mut BytesMut, value: &Value<'_>) {
     }
 }
 
+/// Writes `key":value` (the caller writes the separator and opening quote before it, and the
+/// renaming prefix).
 fn write_member(out: &mut BytesMut, key: &str, value: &Value<'_>) {
-    out.put_slice(b",\"");
-    if is_reserved_key(key) {
-        out.put_slice(b"fields.");
-    }
     write_escaped(out, key, Style::Json);
     out.put_slice(b"\":");
     write_value(out, value);
+}
+
+/// Writes what comes before the member named `key`: `,"`, or `,"fields.` when the field is
+/// renamed.
+#[inline(always)]
+fn write_separator(out: &mut BytesMut, key: &str, location: bool) {
+    if is_reserved_key(key, location) {
+        out.put_slice(b",\"fields.");
+    } else {
+        out.put_slice(b",\"");
+    }
 }
 
 impl Formatter for Json {
@@ -137,11 +169,24 @@ impl Formatter for Json {
         out.put_slice(b",\"message\":\"");
         write_escaped_args(out, record.message(), Style::Json);
         out.put_u8(b'"');
-        for field in record.fields().iter().chain(record.enriched()) {
-            write_member(out, field.key(), field.value());
-        }
-        if let Some(ctx) = record.context() {
-            ctx.for_each_field(|key, value| write_member(out, key, &value));
+        let location = self.location;
+        match keys::plain_fields::<false>(record) {
+            Some(plain) if !plain.may_rename => {
+                for field in plain.fields {
+                    out.put_slice(b",\"");
+                    write_member(out, field.key(), field.value());
+                }
+            }
+            Some(plain) => {
+                for field in plain.fields {
+                    write_separator(out, field.key(), location);
+                    write_member(out, field.key(), field.value());
+                }
+            }
+            None => keys::for_each_field_checked::<false>(record, &mut |key, value| {
+                write_separator(out, key, location);
+                write_member(out, key, value);
+            }),
         }
         if self.location {
             let loc = record.location();

@@ -4,7 +4,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_logfmt_display, write_logfmt_key, write_logfmt_str};
 use super::{
-    is_reserved_key, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
+    is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
 use crate::field::Value;
 use crate::record::LogRecord;
@@ -14,9 +14,16 @@ use crate::record::LogRecord;
 /// Keys are written as given when they only hold `[A-Za-z0-9_.:/-]`; any other character becomes
 /// `_`. Values are bare when they hold no space, `=`, `"`, `\` or control character, else they
 /// are double-quoted with `\"`, `\\`, `\n`, `\r`, `\t` and `\uXXXX` escapes (the same escapes as
-/// JSON strings). Call-site fields come first, then enriched fields, then context fields. A
-/// field named like one of the record's own keys (`ts`, `level`, `logger`, `msg`, …) is written
-/// as `fields.<name>`.
+/// JSON strings). Call-site fields come first, then enriched fields, then context fields, then
+/// with [`with_location`](Logfmt::with_location) `module`, `file` and `line`.
+///
+/// Every key appears once per line (see [one key per name](super#one-key-per-name)), keys
+/// compared as written (`a b` and `a_b` are the same key, `a_b`): a call-site field hides an
+/// enriched or context field of the same name, an enriched field hides a context field, and of
+/// two fields with the same name from one source the later one is written. A field named like
+/// one of the formatter's own keys (`ts`, `level`, `logger`, `msg`, `timestamp`, `message`, and
+/// `module`, `file`, `line` when locations are on) is written as `fields.<name>`, and so is a
+/// field already named `fields.<such a name>`.
 ///
 /// # Examples
 ///
@@ -94,14 +101,23 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
-pub(crate) fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>) {
-    out.put_u8(b' ');
-    if is_reserved_key(key) {
-        out.put_slice(b"fields.");
-    }
+/// Writes `key=value` (the caller writes the separator before it, and the renaming prefix).
+#[inline(never)]
+fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>) {
     write_logfmt_key(out, key);
     out.put_u8(b'=');
     write_logfmt_value(out, value);
+}
+
+/// Writes the separator before the field named `key`: ` `, or ` fields.` when the field is
+/// renamed.
+#[inline(always)]
+fn write_separator(out: &mut BytesMut, key: &str, location: bool) {
+    if is_reserved_key(key, location) {
+        out.put_slice(b" fields.");
+    } else {
+        out.put_u8(b' ');
+    }
 }
 
 impl Formatter for Logfmt {
@@ -121,11 +137,24 @@ impl Formatter for Logfmt {
                 write_logfmt_display(out, &message);
             }
         }
-        for field in record.fields().iter().chain(record.enriched()) {
-            write_pair(out, field.key(), field.value());
-        }
-        if let Some(ctx) = record.context() {
-            ctx.for_each_field(|key, value| write_pair(out, key, &value));
+        let location = self.location;
+        match keys::plain_fields::<true>(record) {
+            Some(plain) if !plain.may_rename => {
+                for field in plain.fields {
+                    out.put_u8(b' ');
+                    write_pair(out, field.key(), field.value());
+                }
+            }
+            Some(plain) => {
+                for field in plain.fields {
+                    write_separator(out, field.key(), location);
+                    write_pair(out, field.key(), field.value());
+                }
+            }
+            None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
+                write_separator(out, key, location);
+                write_pair(out, key, value);
+            }),
         }
         if self.location {
             let loc = record.location();

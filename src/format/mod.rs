@@ -13,10 +13,42 @@
 //! characters, ANSI escape sequences, Unicode line separators and bidi overrides in messages,
 //! keys and values never reach the output raw. Timestamps are RFC 3339 in UTC with
 //! microseconds; the date and time part is cached per second and per thread.
+//!
+//! # One key per name
+//!
+//! Every formatter writes each key at most once per line, so that a JSON line is an object
+//! without duplicate members and a logfmt line has one value per key. A record's fields come
+//! from three sources, written in this order: the call site's fields, the enrichers' fields
+//! ([`Enricher`](crate::Enricher)), and the context's fields ([`LogContext`](crate::LogContext):
+//! its standard fields, then its custom ones). When two of them have the same key:
+//!
+//! - **the call site wins**: a call-site field hides an enriched or context field with its key,
+//!   and an enriched field hides a context field with its key;
+//! - **within one source, the last wins**, written at its own place (the earlier ones are
+//!   left out): `info!(log, "x"; a = 1, b = 2, a = 3)` writes `b=2 a=3`. In a context the
+//!   custom fields come after the standard ones, so `with_field("request_id", …)` wins over
+//!   `with_request_id(…)`;
+//! - **"the same key" means written the same**: the same string in JSON; in logfmt and on the
+//!   console, the same key after sanitizing (`a b` and `a_b` are both written `a_b`).
+//!
+//! The formatters' own keys are never repeated either. JSON and logfmt write a field named
+//! like one of them under the name `fields.<name>`, nothing lost: `ts`, `timestamp`, `level`,
+//! `logger`, `msg`, `message` always, and `module`, `file`, `line` when the formatter writes
+//! locations (`with_location(true)`; without it, a `file` field keeps its name). A field whose
+//! name is `fields.` followed by such a name is renamed too (`fields.level` is written
+//! `fields.fields.level`), so a renamed field cannot collide with another field. An error
+//! value's `message` and `sources` are members of its own JSON object and collide with
+//! nothing. The console writes the timestamp, level, logger, message and location in fixed
+//! places rather than as keys, so it renames nothing.
+//!
+//! The check costs little: nothing is allocated, and a record with no enriched fields, no
+//! context and up to eight call-site fields whose keys differ in their first or last byte is
+//! written after a few integer comparisons.
 
 mod console;
 pub(crate) mod escape;
 mod json;
+mod keys;
 mod logfmt;
 
 use std::cell::Cell;
@@ -248,18 +280,126 @@ pub(crate) fn write_plain(out: &mut BytesMut, v: impl fmt::Display) {
     let _ = write!(out, "{v}");
 }
 
-/// Keys that formatters write themselves; a field with one of these names is written as
-/// `fields.<name>` so it cannot pass for the record's own.
-pub(crate) fn is_reserved_key(key: &str) -> bool {
+/// The prefix of a field written under another name: see [`is_reserved_key`].
+pub(crate) const RENAMED_PREFIX: &str = "fields.";
+
+/// Whether a field named `key` is written as `fields.<key>`: when `key` is one of the keys the
+/// JSON and logfmt formatters write themselves (`ts`, `timestamp`, `level`, `logger`, `msg`,
+/// `message`, and with `location` on, `module`, `file`, `line`), or is `fields.` followed by
+/// such a renamed key (`fields.level` becomes `fields.fields.level`). Renaming is therefore
+/// one-to-one: a renamed field never takes the name of another field.
+#[inline(always)]
+pub(crate) fn is_reserved_key(key: &str, location: bool) -> bool {
+    is_own_key(key, location)
+        || (key.len() > RENAMED_PREFIX.len()
+            && key.as_bytes()[0] == b'f'
+            && is_renamed_own_key(key, location))
+}
+
+/// Whether `key` is one of the keys the JSON and logfmt formatters write themselves.
+#[inline(always)]
+fn is_own_key(key: &str, location: bool) -> bool {
     matches!(
         key,
         "ts" | "timestamp" | "level" | "logger" | "msg" | "message"
-    )
+    ) || (location && matches!(key, "module" | "file" | "line"))
 }
+
+/// Whether `key` is `fields.` (once or more) followed by one of the formatters' own keys.
+#[cold]
+fn is_renamed_own_key(key: &str, location: bool) -> bool {
+    let mut key = key;
+    while let Some(rest) = key.strip_prefix(RENAMED_PREFIX) {
+        key = rest;
+    }
+    is_own_key(key, location)
+}
+
+/// A quick filter for [`is_reserved_key`] from a key's first and last byte: false when no key
+/// with these ends is reserved (with or without locations). Indexed by the first byte's low
+/// five bits, a mask of the last bytes' low five bits; bytes that share low bits with a
+/// reserved key's end only pass the filter needlessly.
+#[inline(always)]
+pub(crate) fn may_be_reserved(first: u8, last: u8) -> bool {
+    (RESERVED_ENDS[usize::from(first & 31)] >> (last & 31)) & 1 != 0
+}
+
+const RESERVED_ENDS: [u32; 32] = {
+    let keys: [&[u8]; 9] = [
+        b"ts",
+        b"timestamp",
+        b"level",
+        b"logger",
+        b"msg",
+        b"message",
+        b"module",
+        b"file",
+        b"line",
+    ];
+    let mut table = [0u32; 32];
+    let mut i = 0;
+    while i < keys.len() {
+        let key = keys[i];
+        table[(key[0] & 31) as usize] |= 1 << (key[key.len() - 1] & 31);
+        i += 1;
+    }
+    // `fields.<anything>`.
+    table[(b'f' & 31) as usize] = u32::MAX;
+    table
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reserved_filter_passes_every_reserved_key() {
+        let mut keys: Vec<String> = [
+            "ts",
+            "timestamp",
+            "level",
+            "logger",
+            "msg",
+            "message",
+            "module",
+            "file",
+            "line",
+        ]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+        for k in keys.clone() {
+            keys.push(format!("fields.{k}"));
+            keys.push(format!("fields.fields.{k}"));
+        }
+        for key in &keys {
+            for location in [false, true] {
+                if is_reserved_key(key, location) {
+                    let b = key.as_bytes();
+                    assert!(may_be_reserved(b[0], b[b.len() - 1]), "{key}");
+                }
+            }
+            assert!(is_reserved_key(key, true));
+        }
+        for key in [
+            "user_id",
+            "path",
+            "status",
+            "latency_ms",
+            "trace",
+            "seq",
+            "fields.",
+        ] {
+            assert!(!is_reserved_key(key, true), "{key}");
+        }
+        for key in ["user_id", "path", "status", "latency_ms", "trace", "seq"] {
+            let b = key.as_bytes();
+            assert!(!may_be_reserved(b[0], b[b.len() - 1]), "{key}");
+        }
+        assert!(!is_reserved_key("file", false));
+        assert!(!is_reserved_key("fields.line", false));
+        assert!(is_reserved_key("fields.line", true));
+    }
 
     #[test]
     fn civil_dates() {
