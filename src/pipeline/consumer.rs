@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::queue::{Entry, LineQueue, Pop};
-use super::{PipelineError, Shared, Sink};
+use super::{Shared, Sink};
 use crate::field::{Field, Value};
 use crate::level::Level;
 use crate::record::{Location, LogRecord};
@@ -473,15 +473,8 @@ impl Batch {
         error: io::Error,
         retried_cut: &mut bool,
     ) -> bool {
-        sink.counters.write_errors.fetch_add(1, Relaxed);
         let lines = self.marks.iter().filter(|m| m.counted).count() as u64;
-        if !sink.failing.swap(true, Relaxed) {
-            (shared.error_hook)(&PipelineError::Write {
-                writer: sink.name.clone(),
-                error,
-                lines,
-            });
-        }
+        sink.report_failure(&shared.error_hook, error, lines);
         if self.front_written > 0 && !*retried_cut {
             *retried_cut = true;
             return false;

@@ -103,7 +103,7 @@ impl Sink {
     }
 
     /// Reports a failed write once per failing stretch.
-    fn report_failure(&self, hook: &ErrorHook, error: io::Error, lines: u64) {
+    pub(crate) fn report_failure(&self, hook: &ErrorHook, error: io::Error, lines: u64) {
         self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
         if !self.failing.swap(true, Ordering::Relaxed) {
             hook(&PipelineError::Write {
@@ -519,14 +519,7 @@ impl Shared {
                 sink.counters.written.fetch_add(count, Ordering::Relaxed);
             }
             Err(error) => {
-                sink.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                if !sink.failing.swap(true, Ordering::Relaxed) {
-                    (self.error_hook)(&PipelineError::Write {
-                        writer: sink.name.clone(),
-                        error,
-                        lines: count,
-                    });
-                }
+                sink.report_failure(&self.error_hook, error, count);
                 self.write_fallback(sink, lines, count);
             }
         }
