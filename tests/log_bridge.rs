@@ -9,6 +9,8 @@
 
 #![cfg(feature = "log")]
 
+mod common;
+
 use std::sync::OnceLock;
 
 use kakashi::format::Json;
@@ -392,16 +394,7 @@ mod axum_app {
                     .logger(setup.pipeline.logger("access"))
                     .peer_addr(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0)),
             );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let (addr, server) = crate::common::serve_on_loopback(app).await;
 
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         for (id, request_id) in [(7, "e2e-7"), (8, "e2e-8")] {

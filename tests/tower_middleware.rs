@@ -61,16 +61,7 @@ impl TestServer {
             .route("/slow", get(slow))
             .layer(layer)
             .with_state(pipeline.logger("app"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+        let (addr, server) = common::serve_on_loopback(app).await;
         TestServer {
             addr,
             pipeline,

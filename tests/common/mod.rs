@@ -152,3 +152,21 @@ pub fn memory_sync_pipeline(
     let (pipeline, guard) = kakashi::SyncPipeline::start(config).unwrap();
     (pipeline, guard, memory)
 }
+
+/// Serves `app` on a loopback port with the peer address available as `ConnectInfo`; returns
+/// the address and the server task.
+pub async fn serve_on_loopback(
+    app: axum::Router,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    (addr, server)
+}
