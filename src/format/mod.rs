@@ -163,7 +163,7 @@ fn put_digits(slot: &mut [u8], mut value: u64) {
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u64, u64) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u64, u64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

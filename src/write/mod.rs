@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`Writer::stdout`] / [`Writer::stderr`] | `std::io::stdout()` / `stderr()` | the same |
 //! | [`Writer::file`] | the open file (`O_APPEND`), one `write` per batch | the same |
+//! | [`Writer::rolling`] | the [`rolling::RollingFile`] (rotation, retention, compression, reopen), one `write` per batch or less | the same |
 //! | [`Writer::memory`] | the in-memory buffer | the in-memory buffer |
 //! | [`Writer::sync`] | your [`SyncWrite`] | your [`SyncWrite`] |
 //! | [`Writer::async_writer`] | your `AsyncWrite` (TCP, Unix socket, …) | its sync twin if given, else the fallback writer |
@@ -23,6 +24,7 @@
 //! destinations (sockets) are polled, and their `Ready(Ok(n))` is the count that matters.
 
 mod memory;
+pub mod rolling;
 mod stdio;
 
 use std::fmt;
@@ -225,6 +227,12 @@ impl Writer {
     /// built (an error then names the path if that fails).
     pub fn file(path: impl Into<PathBuf>) -> Self {
         Writer::new(Target::File(path.into()))
+    }
+
+    /// A [`rolling::RollingFile`]: files that rotate by size or time, with retention,
+    /// compression and reopening (see the [`rolling`] module).
+    pub fn rolling(file: &rolling::RollingFile) -> Self {
+        Writer::new(Target::Sync(Arc::new(file.clone())))
     }
 
     /// An in-memory buffer, for tests.
