@@ -42,6 +42,7 @@ struct Shared {
     dir: PathBuf,
     naming: Naming,
     retention: Retention,
+    max_file_bytes: Option<u64>,
     gzip: bool,
     /// The name of the file being written, which a pass never touches (nor anything that
     /// sorts after it).
@@ -72,6 +73,7 @@ impl Housekeeper {
         dir: PathBuf,
         naming: Naming,
         retention: Retention,
+        max_file_bytes: Option<u64>,
         gzip: bool,
     ) -> Option<Self> {
         (retention.is_set() || gzip).then(|| Housekeeper {
@@ -79,6 +81,7 @@ impl Housekeeper {
                 dir,
                 naming,
                 retention,
+                max_file_bytes,
                 gzip,
                 current: Mutex::new(String::new()),
                 pass: Mutex::new(()),
@@ -186,8 +189,10 @@ impl Shared {
                 }
             }
         }
+        // The current file counts at its size limit when it has one, so that the budget
+        // holds until the next rotation, not only now.
         let current_len = fs::metadata(self.dir.join(&current_name)).map_or(0, |m| m.len());
-        self.retain(rotated, current_len);
+        self.retain(rotated, current_len.max(self.max_file_bytes.unwrap_or(0)));
         Ok(())
     }
 

@@ -291,8 +291,9 @@ impl RollingFileBuilder {
         self
     }
 
-    /// Removes the oldest rotated files while all files together (the one being written
-    /// included) hold more than `bytes`.
+    /// Removes the oldest rotated files while all files together hold more than `bytes`;
+    /// the one being written counts at its size limit (if one is set), so the budget holds
+    /// until the next rotation.
     pub fn max_total_bytes(mut self, bytes: u64) -> Self {
         self.retention.max_total_bytes = Some(bytes);
         self
@@ -351,7 +352,13 @@ impl RollingFileBuilder {
             self.offset_seconds,
         );
         let housekeeper =
-            Housekeeper::new(self.dir.clone(), naming.clone(), self.retention, self.gzip);
+            Housekeeper::new(
+            self.dir.clone(),
+            naming.clone(),
+            self.retention,
+            self.max_bytes,
+            self.gzip,
+        );
         let reopen = Arc::new(AtomicBool::new(false));
         #[cfg(all(unix, feature = "sighup"))]
         let sighup =
