@@ -388,10 +388,7 @@ fn hourly_and_daily_names_with_size_rotation_inside_a_period_and_an_offset() {
         .clock(ManualClock::at(T13_05, 0))
         .build()
         .unwrap();
-    assert_eq!(
-        file.current_path().unwrap(),
-        dir.file("app.2026-12-02.log")
-    );
+    assert_eq!(file.current_path().unwrap(), dir.file("app.2026-12-02.log"));
 }
 
 /// A restart within the same period appends to that period's last file.
@@ -442,7 +439,10 @@ fn check_tail(dir: &Path, per_producer: u64) -> usize {
     for (producer, seqs) in seen {
         let first = seqs[0];
         let want: Vec<u64> = (first..per_producer).collect();
-        assert_eq!(seqs, want, "producer {producer}: not the newest records in order");
+        assert_eq!(
+            seqs, want,
+            "producer {producer}: not the newest records in order"
+        );
     }
     files.len()
 }
@@ -531,7 +531,11 @@ fn a_partial_archive_from_a_crash_is_replaced() {
     let dir = TempDir::new("rolling-crash");
     let rotated = dir.file("app.2026-12-01T12.log");
     std::fs::write(&rotated, "level=info seq=1\nlevel=info seq=2\n").unwrap();
-    std::fs::write(dir.file("app.2026-12-01T12.log.gz.tmp"), b"\x1f\x8b garbage").unwrap();
+    std::fs::write(
+        dir.file("app.2026-12-01T12.log.gz.tmp"),
+        b"\x1f\x8b garbage",
+    )
+    .unwrap();
     let file = RollingFile::builder(dir.path(), "app")
         .rotate_every(Period::Hourly)
         .gzip()
@@ -565,14 +569,20 @@ fn reopen_on_request_and_on_a_renamed_or_deleted_path() {
     info!(log, "x"; seq = 1u64); // still the renamed file: no reopen yet
     file.reopen();
     info!(log, "x"; seq = 2u64);
-    assert_eq!(seqs(&std::fs::read_to_string(dir.file("app.log.1")).unwrap()), [0, 1]);
+    assert_eq!(
+        seqs(&std::fs::read_to_string(dir.file("app.log.1")).unwrap()),
+        [0, 1]
+    );
     assert_eq!(seqs(&std::fs::read_to_string(&path).unwrap()), [2]);
 
     // Without a reopen: the path check notices within a second.
     std::fs::rename(&path, dir.file("app.log.2")).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     info!(log, "x"; seq = 3u64);
-    assert_eq!(seqs(&std::fs::read_to_string(dir.file("app.log.2")).unwrap()), [2]);
+    assert_eq!(
+        seqs(&std::fs::read_to_string(dir.file("app.log.2")).unwrap()),
+        [2]
+    );
     assert_eq!(seqs(&std::fs::read_to_string(&path).unwrap()), [3]);
 
     // Deleted: a fresh file.
@@ -692,8 +702,14 @@ fn bad_configuration_is_an_error_naming_the_setting() {
     let b = || RollingFile::builder(dir.path(), "app");
     check(b().max_file_bytes(0), "max_file_bytes is 0");
     check(b().max_file_bytes(10).max_files(0), "max_files is 0");
-    check(b().max_file_bytes(10).max_total_bytes(0), "max_total_bytes is 0");
-    check(b().max_file_bytes(10).max_age(Duration::ZERO), "max_age is 0");
+    check(
+        b().max_file_bytes(10).max_total_bytes(0),
+        "max_total_bytes is 0",
+    );
+    check(
+        b().max_file_bytes(10).max_age(Duration::ZERO),
+        "max_age is 0",
+    );
     check(RollingFile::builder(dir.path(), ""), "prefix is empty");
     check(RollingFile::builder(dir.path(), "a/b"), "prefix \"a/b\"");
     check(b().suffix(".log"), "starts with a dot");
@@ -709,4 +725,35 @@ fn bad_configuration_is_an_error_naming_the_setting() {
         matches!(error.kind(), ErrorKind::OpenFile { .. }),
         "{error:?}"
     );
+}
+
+/// SIGHUP reopens at once, before the one-second path check would.
+#[cfg(all(unix, feature = "sighup"))]
+#[test]
+fn sighup_reopens_the_file() {
+    let dir = TempDir::new("rolling-sighup");
+    let file = RollingFile::builder(dir.path(), "app")
+        .reopen_on_sighup()
+        .build()
+        .unwrap();
+    let path = dir.file("app.log");
+    let (pipeline, guard) = SyncPipeline::start(config(&file)).unwrap();
+    let log = pipeline.logger("app");
+    info!(log, "x"; seq = 0u64);
+    std::fs::rename(&path, dir.file("app.log.1")).unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-HUP")
+        .arg(std::process::id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The handler runs asynchronously to `kill` returning; give it a moment.
+    std::thread::sleep(Duration::from_millis(50));
+    info!(log, "x"; seq = 1u64);
+    drop(guard);
+    assert_eq!(
+        seqs(&std::fs::read_to_string(dir.file("app.log.1")).unwrap()),
+        [0]
+    );
+    assert_eq!(seqs(&std::fs::read_to_string(&path).unwrap()), [1]);
 }
