@@ -351,8 +351,7 @@ impl RollingFileBuilder {
             self.period,
             self.offset_seconds,
         );
-        let housekeeper =
-            Housekeeper::new(
+        let housekeeper = Housekeeper::new(
             self.dir.clone(),
             naming.clone(),
             self.retention,
