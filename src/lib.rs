@@ -106,6 +106,10 @@
 //! ([`write::MemoryWriter`]), any [`write::SyncWrite`], and any `AsyncWrite` such as a
 //! `TcpStream` or `UnixStream` ([`Writer::async_writer`]).
 //!
+//! Rolling files ([`write::rolling::RollingFile`], [`Writer::rolling`]) rotate by size and
+//! time, keep a bounded number, age or size of files, compress them off the logging path,
+//! and reopen on request, on SIGHUP, or when logrotate moves the file away.
+//!
 //! ## Integrations
 //!
 //! With the `tower` feature, [`tower::RequestLogLayer`](crate::tower) sets each request's
@@ -150,6 +154,8 @@
 //! |---|---|
 //! | `tower` | a tower `Layer` for axum and hyper: request context and access records |
 //! | `tracing` | a `tracing_subscriber` `Layer` writing `tracing` events (with their spans' fields) through kakashi ([module docs](crate::tracing)) |
+//! | `gzip` | gzip compression of rotated [rolling files](write::rolling) |
+//! | `sighup` | [rolling files](write::rolling) reopen on SIGHUP (unix) |
 //! | `log` | a `log::Log` bridge writing `log` records (with their key-values) through kakashi ([module docs](mod@crate::log)) |
 //!
 //! ## Minimum Rust version

@@ -757,3 +757,39 @@ fn sighup_reopens_the_file() {
     );
     assert_eq!(seqs(&std::fs::read_to_string(&path).unwrap()), [1]);
 }
+
+/// A full disk, from a real device: `app.log` is a symbolic link to `/dev/full`, where every
+/// write fails with ENOSPC. Lines go to the fallback, counted and reported once; once the
+/// link is replaced and the file reopened, lines land in the file.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_sends_lines_to_the_fallback_and_reports_once() {
+    let dir = TempDir::new("rolling-enospc");
+    let path = dir.file("app.log");
+    std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+    let file = RollingFile::builder(dir.path(), "app").build().unwrap();
+    let (config, failures) = failing_config(&file);
+    let (pipeline, guard) = SyncPipeline::start(config).unwrap();
+    let log = pipeline.logger("app");
+    for seq in 0..5u64 {
+        info!(log, "x"; seq = seq);
+    }
+    std::fs::remove_file(&path).unwrap();
+    file.reopen();
+    info!(log, "x"; seq = 5u64);
+    let stats = guard.close();
+    assert_eq!(stats.written, 1, "{stats:?}");
+    assert_eq!(stats.writers[0].written_via_fallback, 5, "{stats:?}");
+    assert_eq!(stats.writers[0].write_errors, 5, "{stats:?}");
+    let fallback: Vec<u64> = failures
+        .fallback
+        .lines()
+        .iter()
+        .map(|l| field(l, "seq"))
+        .collect();
+    assert_eq!(fallback, [0, 1, 2, 3, 4]);
+    assert_eq!(seqs(&std::fs::read_to_string(&path).unwrap()), [5]);
+    let reports = failures.reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].contains("No space left"), "{reports:?}");
+}

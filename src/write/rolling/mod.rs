@@ -34,9 +34,12 @@
 //!   (at once after [`reopen`](RollingFile::reopen)). It never recreates a directory that was
 //!   removed while it ran.
 //!
-//! What logrotate's `copytruncate` loses is lines written between its copy and its
-//! truncation; `tests/rolling_logrotate.rs` measures it. Lines written in the up to one second
-//! between a deletion of the file and the check that notices it go to the deleted file.
+//! What logrotate's `copytruncate` loses is the lines written between the end of its copy and
+//! its truncation: `tests/rolling_logrotate.rs` measures it (one run, a debug build logging
+//! about 140,000 records a second: 2,147 of 180,000 records lost over 4 rotations, one gap
+//! each, about 4 ms of logging per rotation). Prefer `create` mode, which loses nothing.
+//! Lines written in the up to one second between a deletion of the file and the check that
+//! notices it go to the deleted file.
 //!
 //! # Examples
 //!
