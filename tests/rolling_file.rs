@@ -160,6 +160,30 @@ fn size_rotating(dir: &Path, limit: u64) -> RollingFile {
         .unwrap()
 }
 
+/// Size rotation with housekeeping (gzip when the feature is on; a retention limit that
+/// keeps everything), so that passes run on the executor under test.
+fn size_rotating_with_housekeeping(dir: &Path, limit: u64) -> RollingFile {
+    let builder = RollingFile::builder(dir, "app")
+        .max_file_bytes(limit)
+        .max_files(100_000);
+    #[cfg(feature = "gzip")]
+    let builder = builder.gzip();
+    builder.build().unwrap()
+}
+
+/// Every file but the current one is compressed (with the `gzip` feature).
+fn check_compressed(file: &RollingFile) {
+    assert!(file.wait_for_housekeeping(Duration::from_secs(30)));
+    assert_eq!(file.housekeeping_errors(), (0, None));
+    if cfg!(feature = "gzip") {
+        let current = file.current_path().unwrap();
+        for path in log_files(file.dir(), "app") {
+            let compressed = path.extension().is_some_and(|e| e == "gz");
+            assert_eq!(compressed, path != current, "{}", path.display());
+        }
+    }
+}
+
 fn config(file: &RollingFile) -> PipelineConfig {
     PipelineConfig::builder()
         .writer(Writer::rolling(file))
@@ -168,13 +192,21 @@ fn config(file: &RollingFile) -> PipelineConfig {
 }
 
 /// The issue's load test: a million records with a 1 MiB limit, through the async pipeline
-/// on a multi-thread runtime.
+/// on a multi-thread runtime, to two rolling files at once: one keeps every file (every
+/// record must be in exactly one), the other keeps 10 (exactly 10 remain, holding the newest
+/// records).
 #[test]
 fn a_million_records_each_in_exactly_one_file_of_at_most_1_mib() {
     const PER_PRODUCER: u64 = 500_000;
     const LIMIT: u64 = 1 << 20;
     let dir = TempDir::new("rolling-1m");
+    let kept_dir = TempDir::new("rolling-1m-kept");
     let file = size_rotating(dir.path(), LIMIT);
+    let kept = RollingFile::builder(kept_dir.path(), "app")
+        .max_file_bytes(LIMIT)
+        .max_files(10)
+        .build()
+        .unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -182,13 +214,25 @@ fn a_million_records_each_in_exactly_one_file_of_at_most_1_mib() {
         .unwrap();
     let started = Instant::now();
     let stats = rt.block_on(async {
-        let (pipeline, guard) = AsyncPipeline::start(config(&file)).unwrap();
+        let config = PipelineConfig::builder()
+            .writer(Writer::rolling(&file))
+            .writer(Writer::rolling(&kept))
+            .build()
+            .unwrap();
+        let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
         assert!(pipeline.is_async());
         log_from_threads(&pipeline, PER_PRODUCER);
-        guard.shutdown().await
+        let stats = guard.shutdown().await;
+        assert!(kept.wait_for_housekeeping(Duration::from_secs(30)));
+        stats
     });
     let logged = started.elapsed();
-    check_stats(&stats, PRODUCERS * PER_PRODUCER);
+    let total = PRODUCERS * PER_PRODUCER;
+    assert!(stats.is_settled(), "{stats:?}");
+    for writer in &stats.writers {
+        assert_eq!(writer.accepted, total, "{stats:?}");
+        assert_eq!(writer.written, total, "{stats:?}");
+    }
     let files = check_files(dir.path(), LIMIT, PER_PRODUCER);
     assert!(files > 50, "{files} files");
     // The link names the file being written, which is the last in name order.
@@ -197,8 +241,11 @@ fn a_million_records_each_in_exactly_one_file_of_at_most_1_mib() {
         dir.path().join(link),
         *log_files(dir.path(), "app").last().unwrap()
     );
+    assert_eq!(check_tail(kept_dir.path(), PER_PRODUCER), 10);
+    assert_eq!(kept.housekeeping_errors(), (0, None));
     eprintln!(
-        "1M records: logged and written in {logged:?}, checked in {:?}, {files} files",
+        "1M records to two rolling files: logged and written in {logged:?}, checked in {:?}, \
+         {files} files",
         started.elapsed() - logged
     );
 }
@@ -209,20 +256,25 @@ fn rotate_on(rt: Option<tokio::runtime::Runtime>, tag: &str) {
     const PER_PRODUCER: u64 = 20_000;
     const LIMIT: u64 = 64 * 1024;
     let dir = TempDir::new(tag);
-    let file = size_rotating(dir.path(), LIMIT);
+    let file = size_rotating_with_housekeeping(dir.path(), LIMIT);
     let stats = match rt {
         Some(rt) => rt.block_on(async {
             let (pipeline, guard) = AsyncPipeline::start(config(&file)).unwrap();
             assert!(pipeline.is_async());
             log_from_threads(&pipeline, PER_PRODUCER);
             pipeline.flush().await;
-            guard.shutdown().await
+            let stats = guard.shutdown().await;
+            // Passes ran in the runtime's blocking pool: wait for them while it is up.
+            check_compressed(&file);
+            stats
         }),
         None => {
             let (pipeline, guard) = AsyncPipeline::start(config(&file)).unwrap();
             assert!(!pipeline.is_async());
             log_from_threads(&pipeline, PER_PRODUCER);
-            guard.close()
+            let stats = guard.close();
+            check_compressed(&file);
+            stats
         }
     };
     check_stats(&stats, PRODUCERS * PER_PRODUCER);
@@ -614,34 +666,59 @@ fn failing_config(file: &RollingFile) -> (PipelineConfig, Failures) {
 
 /// The issue's failure test: the directory is removed mid-run and recreated. No panic; while
 /// it is gone, lines go to the fallback (counted, reported once); after it is back, lines are
-/// in the new file.
-#[test]
-fn directory_removed_and_recreated_counts_the_gap_in_the_fallback() {
-    let dir = TempDir::new("rolling-rmdir");
+/// in the new file. On no runtime (the caller writes) and on the async pipeline (the worker
+/// writes) of a `current_thread` runtime without the time driver.
+fn directory_removed_and_recreated(rt: Option<tokio::runtime::Runtime>, tag: &str) {
+    let dir = TempDir::new(tag);
     let logs = dir.file("logs");
     let file = RollingFile::builder(&logs, "app")
         .max_file_bytes(1 << 20)
         .build()
         .unwrap();
     let (config, failures) = failing_config(&file);
-    let (pipeline, guard) = SyncPipeline::start(config).unwrap();
-    let log = pipeline.logger("app");
-    for seq in 0..10u64 {
-        info!(log, "x"; seq = seq);
-    }
-    std::fs::remove_dir_all(&logs).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    for seq in 10..20u64 {
-        info!(log, "x"; seq = seq);
-    }
-    assert_eq!(file.current_path(), None);
-    std::fs::create_dir(&logs).unwrap();
-    std::thread::sleep(Duration::from_millis(1100));
-    for seq in 20..30u64 {
-        info!(log, "x"; seq = seq);
-    }
-    let stats = guard.close();
+    let phases = |pipeline: &Pipeline, phase: u64| {
+        let log = pipeline.logger("app");
+        match phase {
+            0 => {}
+            1 => {
+                std::fs::remove_dir_all(&logs).unwrap();
+                std::thread::sleep(Duration::from_millis(1100));
+            }
+            _ => {
+                std::fs::create_dir(&logs).unwrap();
+                std::thread::sleep(Duration::from_millis(1100));
+            }
+        }
+        for seq in phase * 10..phase * 10 + 10 {
+            info!(log, "x"; seq = seq);
+        }
+    };
+    let stats = match rt {
+        Some(rt) => rt.block_on(async {
+            let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
+            assert!(pipeline.is_async());
+            for phase in 0..3 {
+                phases(&pipeline, phase);
+                pipeline.flush().await;
+                if phase == 1 {
+                    assert_eq!(file.current_path(), None);
+                }
+            }
+            guard.shutdown().await
+        }),
+        None => {
+            let (pipeline, guard) = SyncPipeline::start(config).unwrap();
+            for phase in 0..3 {
+                phases(&pipeline, phase);
+                if phase == 1 {
+                    assert_eq!(file.current_path(), None);
+                }
+            }
+            guard.close()
+        }
+    };
     // Lines 0..10 went to the file that was deleted with its directory.
+    assert!(stats.is_settled(), "{stats:?}");
     assert_eq!(stats.written, 20, "{stats:?}");
     assert_eq!(stats.writers[0].written_via_fallback, 10, "{stats:?}");
     assert_eq!(stats.accepted, 30, "{stats:?}");
@@ -658,6 +735,20 @@ fn directory_removed_and_recreated_counts_the_gap_in_the_fallback() {
     let reports = failures.reports.lock().unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(reports[0].contains("cannot open log file"), "{reports:?}");
+}
+
+#[test]
+fn directory_removed_and_recreated_without_a_runtime() {
+    directory_removed_and_recreated(None, "rolling-rmdir");
+}
+
+#[test]
+fn directory_removed_and_recreated_on_a_runtime_without_the_time_driver() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    directory_removed_and_recreated(Some(rt), "rolling-rmdir-ct");
 }
 
 /// Fault injection that works as root too (permissions do not stop root): the path is made

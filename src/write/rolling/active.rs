@@ -181,11 +181,14 @@ impl Active {
 
     /// Opens the next file; on failure no file stays open and the next try waits a second.
     fn open_file(&mut self, opening: Opening) -> io::Result<()> {
-        let rotating = self.open.is_some() && opening == Opening::Fresh;
+        let before = self.open.as_ref().map(|o| o.path.clone());
         match self.try_open(opening) {
             Ok(()) => {
                 self.last_error = None;
-                if rotating {
+                let moved_on = before.is_some_and(|b| {
+                    Some(&b) != self.current_path().map(Path::to_path_buf).as_ref()
+                });
+                if moved_on {
                     if let Some(housekeeper) = &self.housekeeper {
                         housekeeper.request();
                     }
