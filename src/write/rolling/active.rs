@@ -185,9 +185,7 @@ impl Active {
         match self.try_open(opening) {
             Ok(()) => {
                 self.last_error = None;
-                let moved_on = before.is_some_and(|b| {
-                    Some(&b) != self.current_path().map(Path::to_path_buf).as_ref()
-                });
+                let moved_on = before.is_some_and(|b| self.current_path() != Some(b.as_path()));
                 if moved_on {
                     if let Some(housekeeper) = &self.housekeeper {
                         housekeeper.request();
