@@ -3,6 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_logfmt_display, write_logfmt_key, write_logfmt_str};
+use super::redact::{Redaction, REDACTED};
 use super::{
     is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
@@ -24,6 +25,9 @@ use crate::record::LogRecord;
 /// one of the formatter's own keys (`ts`, `level`, `logger`, `msg`, `timestamp`, `message`, and
 /// `module`, `file`, `line` when locations are on) is written as `fields.<name>`, and so is a
 /// field already named `fields.<such a name>`.
+///
+/// The values of fields named `password`, `authorization`, `cookie`, `set-cookie` or `token`
+/// are written `[redacted]`; see [`Redaction`] and [`redaction`](Logfmt::redaction).
 ///
 /// # Examples
 ///
@@ -47,6 +51,7 @@ use crate::record::LogRecord;
 #[derive(Clone, Debug, Default)]
 pub struct Logfmt {
     location: bool,
+    redaction: Redaction,
 }
 
 impl Logfmt {
@@ -59,6 +64,23 @@ impl Logfmt {
     #[must_use]
     pub fn with_location(mut self, yes: bool) -> Self {
         self.location = yes;
+        self
+    }
+
+    /// The field names whose values are written `[redacted]` (default
+    /// [`Redaction::default`]; [`Redaction::none`] turns redaction off).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::format::{Logfmt, Redaction};
+    ///
+    /// let formatter = Logfmt::new().redaction(Redaction::default().with_name("api_key"));
+    /// # let _ = formatter;
+    /// ```
+    #[must_use]
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
         self
     }
 }
@@ -101,12 +123,17 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
-/// Writes `key=value` (the caller writes the separator before it, and the renaming prefix).
+/// Writes `key=value`, the value `[redacted]` when `redaction` says so (the caller writes the
+/// separator before it, and the renaming prefix).
 #[inline(never)]
-fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>) {
+fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>, redaction: &Redaction) {
     write_logfmt_key(out, key);
     out.put_u8(b'=');
-    write_logfmt_value(out, value);
+    if redaction.is_redacted(key) {
+        out.put_slice(REDACTED.as_bytes());
+    } else {
+        write_logfmt_value(out, value);
+    }
 }
 
 /// Writes the separator before the field named `key`: ` `, or ` fields.` when the field is
@@ -138,22 +165,23 @@ impl Formatter for Logfmt {
             }
         }
         let location = self.location;
+        let redaction = &self.redaction;
         match keys::plain_fields::<true>(record) {
             Some(plain) if !plain.may_rename => {
                 for field in plain.fields {
                     out.put_u8(b' ');
-                    write_pair(out, field.key(), field.value());
+                    write_pair(out, field.key(), field.value(), redaction);
                 }
             }
             Some(plain) => {
                 for field in plain.fields {
                     write_separator(out, field.key(), location);
-                    write_pair(out, field.key(), field.value());
+                    write_pair(out, field.key(), field.value(), redaction);
                 }
             }
             None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
                 write_separator(out, key, location);
-                write_pair(out, key, value);
+                write_pair(out, key, value, redaction);
             }),
         }
         if self.location {
