@@ -1,9 +1,10 @@
 //! [`Redaction`]: the field names whose values every formatter writes as `[redacted]`.
 //!
 //! The check runs for every field a formatter writes, so it is built for the common answer,
-//! "not redacted": a 32 × 32-bit table indexed by the key's length and its first byte (both
-//! folded to five bits) rejects almost every key with one load and a shift, and only a key
-//! that passes is compared with the names, without allocating.
+//! "not redacted": a table of 32 words indexed by the key's length, each word a set of first
+//! bytes and a set of last bytes (bytes cut to their low five bits, which ignores ASCII case),
+//! rejects almost every key with one load and a test (no name has its length) or two shifts;
+//! only a key that passes is compared with the names, without allocating.
 
 use std::fmt;
 use std::sync::Arc;
@@ -61,9 +62,10 @@ use std::sync::Arc;
 /// ```
 #[derive(Clone)]
 pub struct Redaction {
-    /// Bit `fold(first) & 31` of entry `len & 31` is set when a name has that length and first
-    /// byte: a key whose bit is clear matches no name.
-    filter: [u32; 32],
+    /// Entry `len & 31` has bit `first & 31` and bit `32 + (last & 31)` set when a name has
+    /// that length, first and last byte (both `-` and `_` where a name has either): a key
+    /// missing either bit matches no name.
+    filter: [u64; 32],
     /// The names, folded (see [`fold`]).
     names: Arc<[Box<[u8]>]>,
 }
@@ -83,10 +85,6 @@ fn fold(b: u8) -> u8 {
     }
 }
 
-#[inline(always)]
-fn filter_bit(filter: &[u32; 32], len: usize, first: u8) -> bool {
-    (filter[len & 31] >> (fold(first) & 31)) & 1 != 0
-}
 
 impl Default for Redaction {
     /// Redacts `password`, `authorization`, `cookie`, `set-cookie` and `token`.
@@ -129,9 +127,17 @@ impl Redaction {
                 folded.push(name);
             }
         }
-        let mut filter = [0u32; 32];
+        let mut filter = [0u64; 32];
         for name in &folded {
-            filter[name.len() & 31] |= 1 << (name[0] & 31);
+            // `fold` maps `-` to `_`: a key may have either where the name has `_`.
+            let variants = |b: u8| if b == b'_' { [b'_', b'-'] } else { [b; 2] };
+            let entry = &mut filter[name.len() & 31];
+            for b in variants(name[0]) {
+                *entry |= 1 << (b & 31);
+            }
+            for b in variants(name[name.len() - 1]) {
+                *entry |= 1 << (32 + (b & 31));
+            }
         }
         Redaction {
             filter,
@@ -151,8 +157,19 @@ impl Redaction {
     #[inline(always)]
     pub fn is_redacted(&self, key: &str) -> bool {
         let bytes = key.as_bytes();
-        match bytes.first() {
-            Some(&first) if filter_bit(&self.filter, bytes.len(), first) => self.compare(bytes),
+        let entry = self.filter[bytes.len() & 31];
+        // Most keys stop here: no name has their length (modulo 32).
+        entry != 0 && self.ends_match(entry, bytes)
+    }
+
+    /// The rest of the filter, then the comparison. `& 31` ignores ASCII case.
+    #[inline(always)]
+    fn ends_match(&self, entry: u64, bytes: &[u8]) -> bool {
+        match (bytes.first(), bytes.last()) {
+            (Some(&first), Some(&last)) => {
+                (entry >> (first & 31)) & (entry >> (32 + (last & 31))) & 1 != 0
+                    && self.compare(bytes)
+            }
             _ => false,
         }
     }
@@ -244,5 +261,11 @@ mod tests {
         }
         assert!(!r.is_redacted("c_very_long_field_name_over_thirty_two_bytes"));
         assert!(!r.is_redacted("b"));
+        // Same length and first byte as a name, another last byte.
+        assert!(!Redaction::default().is_redacted("trace"));
+        let dash = Redaction::names(["-x", "_y", "a-", "b_"]);
+        for key in ["-x", "_x", "-X", "_Y", "-y", "a_", "A-", "b-", "B_"] {
+            assert!(dash.is_redacted(key), "{key}");
+        }
     }
 }
