@@ -85,7 +85,6 @@ fn fold(b: u8) -> u8 {
     }
 }
 
-
 impl Default for Redaction {
     /// Redacts `password`, `authorization`, `cookie`, `set-cookie` and `token`.
     fn default() -> Self {
