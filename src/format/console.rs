@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_escaped, write_escaped_args, write_logfmt_key, Style};
 use super::logfmt::write_logfmt_value;
-use super::redact::{Redaction, REDACTED};
+use super::redact::{redacted, Redaction};
 use super::{keys, write_timestamp, write_u64, Formatter};
 use crate::field::Value;
 use crate::level::Level;
@@ -126,15 +126,8 @@ fn level_style(level: Level) -> (&'static [u8], &'static [u8]) {
     }
 }
 
-/// Writes ` key=value`, the key dimmed when `color`, the value `[redacted]` when `redaction`
-/// says so.
-fn write_pair(
-    out: &mut BytesMut,
-    key: &str,
-    value: &Value<'_>,
-    color: bool,
-    redaction: &Redaction,
-) {
+/// Writes ` key=value`, the key dimmed when `color`.
+fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>, color: bool) {
     out.put_u8(b' ');
     if color {
         out.put_slice(DIM);
@@ -144,11 +137,7 @@ fn write_pair(
     if color {
         out.put_slice(RESET);
     }
-    if redaction.is_redacted(key) {
-        out.put_slice(REDACTED.as_bytes());
-    } else {
-        write_logfmt_value(out, value);
-    }
+    write_logfmt_value(out, value);
 }
 
 const DIM: &[u8] = b"\x1b[2m";
@@ -181,11 +170,16 @@ impl Formatter for Console {
         match keys::plain_fields::<true>(record) {
             Some(plain) => {
                 for field in plain.fields {
-                    write_pair(out, field.key(), field.value(), color, redaction);
+                    write_pair(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                        color,
+                    );
                 }
             }
             None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
-                write_pair(out, key, value, color, redaction);
+                write_pair(out, key, redacted(redaction, key, value), color);
             }),
         }
         if self.location {

@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_escaped, write_escaped_args, EscapingWriter, Style};
 use super::logfmt::DebugAsDisplay;
-use super::redact::{Redaction, REDACTED};
+use super::redact::{redacted, Redaction};
 use super::{
     is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
@@ -161,18 +161,12 @@ fn write_value(out: &mut BytesMut, value: &Value<'_>) {
     }
 }
 
-/// Writes `key":value`, the value `"[redacted]"` when `redaction` says so (the caller writes
-/// the separator and opening quote before it, and the renaming prefix).
-fn write_member(out: &mut BytesMut, key: &str, value: &Value<'_>, redaction: &Redaction) {
+/// Writes `key":value` (the caller writes the separator and opening quote before it, and the
+/// renaming prefix).
+fn write_member(out: &mut BytesMut, key: &str, value: &Value<'_>) {
     write_escaped(out, key, Style::Json);
     out.put_slice(b"\":");
-    if redaction.is_redacted(key) {
-        out.put_u8(b'"');
-        out.put_slice(REDACTED.as_bytes());
-        out.put_u8(b'"');
-    } else {
-        write_value(out, value);
-    }
+    write_value(out, value);
 }
 
 /// Writes what comes before the member named `key`: `,"`, or `,"fields.` when the field is
@@ -203,18 +197,26 @@ impl Formatter for Json {
             Some(plain) if !plain.may_rename => {
                 for field in plain.fields {
                     out.put_slice(b",\"");
-                    write_member(out, field.key(), field.value(), redaction);
+                    write_member(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                    );
                 }
             }
             Some(plain) => {
                 for field in plain.fields {
                     write_separator(out, field.key(), location);
-                    write_member(out, field.key(), field.value(), redaction);
+                    write_member(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                    );
                 }
             }
             None => keys::for_each_field_checked::<false>(record, &mut |key, value| {
                 write_separator(out, key, location);
-                write_member(out, key, value, redaction);
+                write_member(out, key, redacted(redaction, key, value));
             }),
         }
         if self.location {

@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_logfmt_display, write_logfmt_key, write_logfmt_str};
-use super::redact::{Redaction, REDACTED};
+use super::redact::{redacted, Redaction};
 use super::{
     is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
@@ -123,17 +123,12 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
-/// Writes `key=value`, the value `[redacted]` when `redaction` says so (the caller writes the
-/// separator before it, and the renaming prefix).
+/// Writes `key=value` (the caller writes the separator before it, and the renaming prefix).
 #[inline(never)]
-fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>, redaction: &Redaction) {
+fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>) {
     write_logfmt_key(out, key);
     out.put_u8(b'=');
-    if redaction.is_redacted(key) {
-        out.put_slice(REDACTED.as_bytes());
-    } else {
-        write_logfmt_value(out, value);
-    }
+    write_logfmt_value(out, value);
 }
 
 /// Writes the separator before the field named `key`: ` `, or ` fields.` when the field is
@@ -170,18 +165,26 @@ impl Formatter for Logfmt {
             Some(plain) if !plain.may_rename => {
                 for field in plain.fields {
                     out.put_u8(b' ');
-                    write_pair(out, field.key(), field.value(), redaction);
+                    write_pair(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                    );
                 }
             }
             Some(plain) => {
                 for field in plain.fields {
                     write_separator(out, field.key(), location);
-                    write_pair(out, field.key(), field.value(), redaction);
+                    write_pair(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                    );
                 }
             }
             None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
                 write_separator(out, key, location);
-                write_pair(out, key, value, redaction);
+                write_pair(out, key, redacted(redaction, key, value));
             }),
         }
         if self.location {

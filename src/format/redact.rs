@@ -9,6 +9,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::field::Value;
+
 /// Field names whose values are written as `[redacted]`, by every formatter, wherever the field
 /// comes from: the call site, an [`Enricher`](crate::Enricher), a
 /// [`LogContext`](crate::LogContext) (its custom fields included), a `tracing` event or span,
@@ -72,6 +74,21 @@ pub struct Redaction {
 
 /// What a redacted value is written as.
 pub(crate) const REDACTED: &str = "[redacted]";
+
+/// `value`, or `[redacted]` (as a string) when `redaction` says so for `key`: what every
+/// formatter writes for a field.
+#[inline(always)]
+pub(crate) fn redacted<'v, 'a>(
+    redaction: &Redaction,
+    key: &str,
+    value: &'v Value<'a>,
+) -> &'v Value<'a> {
+    if redaction.is_redacted(key) {
+        &Value::Str(REDACTED)
+    } else {
+        value
+    }
+}
 
 /// The names redacted by default.
 const DEFAULT_NAMES: [&str; 5] = ["password", "authorization", "cookie", "set-cookie", "token"];
