@@ -1,6 +1,7 @@
 //! [`RequestLogLayer`]: the layer and its settings, and how it makes a [`RequestLogService`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use http::header::HeaderName;
@@ -213,7 +214,10 @@ impl RequestLogLayer {
     /// # let _ = layer;
     /// ```
     pub fn sample_successes(mut self, every: u32) -> Self {
-        self.config_mut().sample_successes = every;
+        let config = self.config_mut();
+        config.sample_successes = every;
+        // Its own count, not one shared with the layer this one was cloned from.
+        config.successes = Arc::new(AtomicU64::new(0));
         self
     }
 }
