@@ -214,3 +214,39 @@ fn log_record_key_values_are_redacted() {
     assert_eq!(r["user"], "ann");
     assert_eq!(r["logger"], "auth::log");
 }
+
+/// Through the async pipeline on the current runtime: redacted like the synchronous one.
+async fn redacted_through_the_async_pipeline() {
+    let (memory, pipeline, guard) = common::json_memory_pipeline();
+    let log = pipeline.logger("async");
+    let ctx = LogContext::new().with_field("Set-Cookie", "sid=43; HttpOnly");
+    context::scope(ctx, async {
+        info!(log, "login"; password = "hunter2", user = "ann");
+    })
+    .await;
+    guard.shutdown().await;
+    assert_no_secret(&memory);
+    let r: serde_json::Value = serde_json::from_str(&memory.lines()[0]).unwrap();
+    assert_eq!(r["password"], "[redacted]");
+    assert_eq!(r["Set-Cookie"], "[redacted]");
+    assert_eq!(r["user"], "ann");
+}
+
+#[tokio::test]
+async fn redacted_on_a_current_thread_runtime() {
+    redacted_through_the_async_pipeline().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redacted_on_a_multi_thread_runtime() {
+    redacted_through_the_async_pipeline().await;
+}
+
+#[test]
+fn redacted_on_a_runtime_without_the_time_driver() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap()
+        .block_on(redacted_through_the_async_pipeline());
+}

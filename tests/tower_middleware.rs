@@ -548,6 +548,17 @@ async fn access_records(server: &TestServer) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_forwarded_for_gives_the_peer_never_another_header() {
+    unreadable_forwarded_for().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_forwarded_for_gives_the_peer_never_another_header_on_a_current_thread_runtime(
+) {
+    unreadable_forwarded_for().await;
+}
+
+/// Trusted proxy, unreadable forwarding headers: the peer's address, never another header.
+async fn unreadable_forwarded_for() {
     let server = TestServer::start(|layer| layer.trust_proxy("127.0.0.1".parse().unwrap())).await;
     let client = client();
     let real_ip = ("x-real-ip", HeaderValue::from_static("198.51.100.1"));
@@ -622,6 +633,26 @@ async fn an_unreadable_forwarded_for_gives_the_peer_never_another_header() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_request_ids_are_replaced_and_handler_response_and_log_agree() {
+    duplicate_request_ids().await;
+}
+
+#[tokio::test]
+async fn duplicate_request_ids_are_replaced_on_a_current_thread_runtime() {
+    duplicate_request_ids().await;
+}
+
+#[test]
+fn duplicate_request_ids_are_replaced_on_a_runtime_without_the_time_driver() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap()
+        .block_on(duplicate_request_ids());
+}
+
+/// Two `x-request-id` lines, different or equal: a fresh id that the handler (header and
+/// context), the response and the log share; neither sent value is logged.
+async fn duplicate_request_ids() {
     let server = TestServer::start(|layer| layer).await;
     let client = client();
     for pair in [["first-id", "attacker-id"], ["same-id", "same-id"]] {
@@ -702,6 +733,16 @@ async fn access_records_name_the_route_and_hold_query_user_agent_and_referer_whe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skip_list_and_sampling_leave_out_successes_only() {
+    skip_list_and_sampling().await;
+}
+
+#[tokio::test]
+async fn skip_list_and_sampling_leave_out_successes_only_on_a_current_thread_runtime() {
+    skip_list_and_sampling().await;
+}
+
+/// `/health` and `/status/{code}` skipped, one in three successes sampled.
+async fn skip_list_and_sampling() {
     let server = TestServer::start(|layer| {
         layer
             .skip_path("/health")
