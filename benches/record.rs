@@ -1,6 +1,7 @@
 //! Per-record cost: a disabled call, and an enabled call (message, 5 fields, RFC 3339
 //! timestamp) through each formatter into a no-op writer, synchronously and through the async
-//! pipeline's hand-off; a record with a `Display` field (`%format_args!("{i:016x}")`);
+//! pipeline's hand-off; a record with non-ASCII text in its message and values; a record with
+//! a `Display` field (`%format_args!("{i:016x}")`);
 //! `get_logger` for a name seen before; a disabled call with 20 level directives loaded.
 //!
 //! Run with `cargo bench --bench record`.
@@ -29,6 +30,11 @@ impl SyncWrite for NoopWriter {
 
 fn log_one(log: &Logger, i: u64) {
     info!(log, "request handled"; user_id = 42, path = "/api/v1/items", status = 200, latency_ms = 3.25, seq = i);
+}
+
+/// Non-ASCII text in the message and values (the escapes' exact, non-ASCII scan).
+fn log_non_ascii(log: &Logger, i: u64) {
+    info!(log, "Anfrage für Jürgen bearbeitet"; user = "Zoë Ångström", city = "Zürich — 東京", status = 200, note = "naïve café crème", seq = i);
 }
 
 /// The record of the per-record instruction counts: a `Display` field among the five.
@@ -79,6 +85,24 @@ fn benches(c: &mut Criterion) {
                 log_one(&log, i)
             })
         });
+    }
+
+    let formatters: [(&str, Arc<dyn Formatter>); 2] = [
+        ("logfmt", Arc::new(Logfmt::new())),
+        ("json", Arc::new(Json::new())),
+    ];
+    for (name, formatter) in formatters {
+        let (log, _guard) = sync_logger(formatter);
+        let mut i = 0u64;
+        c.bench_function(
+            &format!("enabled, 5 fields, non-ASCII text, {name}, no-op writer"),
+            |b| {
+                b.iter(|| {
+                    i += 1;
+                    log_non_ascii(&log, i)
+                })
+            },
+        );
     }
 
     let (log, _guard) = sync_logger(Arc::new(Logfmt::new()));

@@ -99,6 +99,8 @@
 //! [`format::Logfmt`] (default), [`format::Json`] and [`format::Console`]. Each writes exactly
 //! one line per record: control characters, ANSI escapes, Unicode line separators and bidi
 //! overrides in messages, keys and values are escaped, never raw.
+//! The values of fields named `password`, `authorization`, `cookie`, `set-cookie` or `token`
+//! are written `[redacted]` ([`format::Redaction`] changes the names).
 //!
 //! ## Writers
 //!
@@ -153,6 +155,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `tower` | a tower `Layer` for axum and hyper: request context and access records |
+//! | `axum` | `tower`, plus axum's route template (`MatchedPath`) and client address (`ConnectInfo`) read by the layer |
 //! | `tracing` | a `tracing_subscriber` `Layer` writing `tracing` events (with their spans' fields) through kakashi ([module docs](crate::tracing)) |
 //! | `gzip` | gzip compression of rotated [rolling files](write::rolling) |
 //! | `sighup` | [rolling files](write::rolling) reopen on SIGHUP (unix) |

@@ -23,6 +23,9 @@ fn hostile_strings() -> Vec<String> {
         "c1 \u{85} nel and \u{9b}31m csi".to_owned(),
         "sep\u{2028}line\u{2029}para".to_owned(),
         "bidi \u{202e}txt.exe\u{202c} \u{2066}iso\u{2069} \u{200f}".to_owned(),
+        // Every bidi control and separator, alone and next to its neighbours, which stay raw.
+        "\u{061c}alm \u{061b}\u{061c}\u{061d} \u{200e}\u{200f} \u{202a}\u{202b}\u{202c}\u{202d}\u{202e}".to_owned(),
+        "\u{2066}\u{2067}\u{2068}\u{2069} \u{2028}\u{2029} عربي\u{061c}123".to_owned(),
         "non-ascii: żółć 日本語 🚀".to_owned(),
         "key=value other=\"x\"".to_owned(),
         "".to_owned(),
@@ -42,7 +45,10 @@ fn render(formatter: &dyn Formatter, record: &LogRecord<'_>) -> String {
 /// reorder what a reader sees.
 fn forbidden(c: char) -> bool {
     (c.is_control() && c != '\n')
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+        )
         || ('\u{202a}'..='\u{202e}').contains(&c)
         || ('\u{2066}'..='\u{2069}').contains(&c)
 }

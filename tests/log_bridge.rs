@@ -227,7 +227,12 @@ fn a_global_bridge_follows_the_levels_of_the_loggers_named_by_targets() {
 
     let got: Vec<Record> = records(&setup.global)
         .into_iter()
-        .filter(|r| r["logger"].as_str().unwrap().starts_with("lb::"))
+        // Not `lb::dir::…`: the directives test logs those to the global pipeline too, before
+        // or after this one.
+        .filter(|r| {
+            let logger = r["logger"].as_str().unwrap();
+            logger.starts_with("lb::") && !logger.starts_with("lb::dir::")
+        })
         .collect();
     let messages: Vec<&str> = got.iter().map(|r| r["message"].as_str().unwrap()).collect();
     assert_eq!(messages, ["loud debug", "other info"]);
@@ -454,7 +459,8 @@ mod axum_app {
             assert_eq!(handler["order"], id);
             assert_eq!(handler["method"], "GET");
             assert_eq!(handler["uri"], uri);
-            assert_eq!(handler["access"], format!("GET {uri}"));
+            // The route template, with the `axum` feature.
+            assert_eq!(handler["access"], "GET /orders/{id}");
             assert_eq!(handler["ip"], "127.0.0.1");
 
             // The helper's log record.

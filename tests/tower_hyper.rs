@@ -172,7 +172,7 @@ async fn plain_hyper_server() {
     assert_eq!(access("h-2")["ip"], "192.0.2.1");
     let failed = access("h-3");
     assert_eq!(failed["status"], 500);
-    assert_eq!(failed["error"], true);
+    assert_eq!(failed["message"], "request failed");
     assert_eq!(failed["level"], "error");
     assert_eq!(failed["ip"], "127.0.0.1");
     assert_eq!(records.len(), 6, "{records:?}");

@@ -1,9 +1,10 @@
 //! The tower middleware behind a real axum server on loopback, driven by a real hyper client:
 //! request ids, client addresses, context in handlers and spawned tasks, access records for
-//! answered, panicked and abandoned requests. Every check reads the JSON lines the pipeline
-//! wrote.
+//! answered, panicked and abandoned requests; hostile forwarding and request-id headers; the
+//! access record's route, optional fields, skip list and sampling. Every check reads the JSON
+//! lines the pipeline wrote.
 
-#![cfg(feature = "tower")]
+#![cfg(feature = "axum")]
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
 use axum::routing::get;
 use axum::Router;
@@ -44,14 +45,14 @@ impl Drop for TestServer {
 
 impl TestServer {
     /// Starts the test app on 127.0.0.1:0 with its own pipeline (JSON lines in memory) and the
-    /// layer `configure` returns.
+    /// layer `configure` returns. The layer finds the peer address in axum's `ConnectInfo` by
+    /// itself (feature `axum`).
     async fn start(configure: impl FnOnce(RequestLogLayer) -> RequestLogLayer) -> TestServer {
         let (memory, pipeline, guard) = common::json_memory_pipeline();
         let layer = configure(
             RequestLogLayer::new()
                 .logger(pipeline.logger("access"))
-                .context(LogContext::new().with_service_name("test-svc"))
-                .peer_addr(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0)),
+                .context(LogContext::new().with_service_name("test-svc")),
         );
         let app = Router::new()
             .route("/work/{n}", get(work))
@@ -59,6 +60,9 @@ impl TestServer {
             .route("/nested", get(nested))
             .route("/panic", get(panics))
             .route("/slow", get(slow))
+            .route("/ids", get(all_ids))
+            .route("/health", get(|| async { "ok" }))
+            .route("/status/{code}", get(status))
             .layer(layer)
             .with_state(pipeline.logger("app"));
         let (addr, server) = common::serve_on_loopback(app).await;
@@ -142,6 +146,22 @@ async fn echo_id(State(log): State<Logger>, headers: HeaderMap) -> String {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
     format!("{header} {}", current_request_id())
+}
+
+/// Every line of the request-id header the handler sees, and the id in its context.
+async fn all_ids(State(log): State<Logger>, headers: HeaderMap) -> String {
+    info!(log, "ids");
+    let lines: Vec<String> = headers
+        .get_all("x-request-id")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    format!("{} {}", lines.join(","), current_request_id())
+}
+
+/// Answers with the status in the path.
+async fn status(Path(code): Path<u16>) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
 async fn nested(State(log): State<Logger>) -> &'static str {
@@ -251,7 +271,8 @@ async fn a_thousand_concurrent_requests_keep_their_own_context() {
         assert_eq!(r["service_name"], "test-svc", "{r}");
         let id = r["request_id"].as_str().unwrap();
         let n: u64 = id.strip_prefix("load-").unwrap().parse().unwrap();
-        assert_eq!(r["access"], format!("GET /work/{n}"), "{r}");
+        // The route template, not the path: `n` is in the app records' own field.
+        assert_eq!(r["access"], "GET /work/{n}", "{r}");
         match r["logger"].as_str().unwrap() {
             "app" => {
                 assert_eq!(r["n"], n, "a record carries another request's id: {r}");
@@ -264,11 +285,22 @@ async fn a_thousand_concurrent_requests_keep_their_own_context() {
                 access += 1;
                 assert_eq!(r["level"], "info");
                 assert_eq!(r["status"], 200);
-                assert_eq!(r["method"], "GET");
-                assert_eq!(r["path"], format!("/work/{n}"));
+                assert_eq!(r["message"], "request finished");
                 assert_eq!(r["size"], id.len());
                 assert!(r["latency_ms"].as_f64().unwrap() >= 0.0);
-                assert!(r.get("panic").is_none() && r.get("cancelled").is_none());
+                // Said once: the method and path are in `access` only.
+                for absent in [
+                    "method",
+                    "path",
+                    "panic",
+                    "cancelled",
+                    "query",
+                    "sampled",
+                    "user_agent",
+                    "referer",
+                ] {
+                    assert!(r.get(absent).is_none(), "{absent} in {r}");
+                }
                 // Once per request: the app records of this request came first.
                 assert_eq!(steps.get(&n).map(Vec::len), Some(3), "{r}");
             }
@@ -438,11 +470,10 @@ async fn a_panicking_handler_still_gets_an_access_record() {
 
     let record = server.access_record("panic-1").await;
     assert_eq!(record["status"], 500);
-    assert_eq!(record["panic"], true);
     assert_eq!(record["level"], "error");
     assert_eq!(record["ip"], "127.0.0.1");
     assert_eq!(record["access"], "GET /panic");
-    assert_eq!(record["message"], "GET /panic 500 (panicked)");
+    assert_eq!(record["message"], "request panicked");
 
     // The server still serves.
     let (status, echoed, _) = send(&client, &server.uri("/echo-id"), &[id_header("after")]).await;
@@ -468,7 +499,7 @@ async fn a_client_that_goes_away_still_gets_an_access_record() {
     let record = server.access_record("gone-1").await;
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(record["status"], 499);
-    assert_eq!(record["cancelled"], true);
+    assert_eq!(record["message"], "request cancelled");
     assert_eq!(record["level"], "warn");
     assert_eq!(record["ip"], "127.0.0.1");
     assert_eq!(record["access"], "GET /slow");
@@ -497,12 +528,321 @@ async fn query_strings_stay_out_of_the_log_and_levels_follow_the_status() {
 
     let ok = server.access_record("q-1").await;
     assert_eq!(ok["access"], "GET /echo-id");
-    assert_eq!(ok["path"], "/echo-id");
+    assert!(ok.get("query").is_none(), "{ok}");
     let missing = server.access_record("q-2").await;
     assert_eq!(missing["status"], 404);
     assert_eq!(missing["level"], "warn");
     let text = String::from_utf8_lossy(&server.memory.contents()).into_owned();
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// The access records written so far.
+async fn access_records(server: &TestServer) -> Vec<Value> {
+    server
+        .records()
+        .await
+        .into_iter()
+        .filter(|r| r["logger"] == "access")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_forwarded_for_gives_the_peer_never_another_header() {
+    unreadable_forwarded_for().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_forwarded_for_gives_the_peer_never_another_header_on_a_current_thread_runtime(
+) {
+    unreadable_forwarded_for().await;
+}
+
+/// Trusted proxy, unreadable forwarding headers: the peer's address, never another header.
+async fn unreadable_forwarded_for() {
+    let server = TestServer::start(|layer| layer.trust_proxy("127.0.0.1".parse().unwrap())).await;
+    let client = client();
+    let real_ip = ("x-real-ip", HeaderValue::from_static("198.51.100.1"));
+    let cases: Vec<(&str, Vec<(&str, HeaderValue)>)> = vec![
+        (
+            // One non-ASCII byte: the header cannot be read as text.
+            "xff-1",
+            vec![
+                (
+                    "x-forwarded-for",
+                    HeaderValue::from_bytes(b"203.0.113.7\xff").unwrap(),
+                ),
+                real_ip.clone(),
+            ],
+        ),
+        (
+            "xff-2",
+            vec![
+                ("x-forwarded-for", HeaderValue::from_static("unknown")),
+                real_ip.clone(),
+            ],
+        ),
+        (
+            "xff-3",
+            vec![
+                (
+                    "x-forwarded-for",
+                    HeaderValue::from_static("203.0.113.7, 203.0.113.8:x"),
+                ),
+                real_ip.clone(),
+            ],
+        ),
+        (
+            // Two X-Real-IP lines: which one is the proxy's?
+            "xff-4",
+            vec![
+                real_ip.clone(),
+                ("x-real-ip", HeaderValue::from_static("198.51.100.2")),
+            ],
+        ),
+        (
+            "xff-5",
+            vec![(
+                "x-real-ip",
+                HeaderValue::from_bytes("198.51.100.1\u{2028}".as_bytes()).unwrap(),
+            )],
+        ),
+    ];
+    for (id, mut headers) in cases {
+        headers.push(id_header(id));
+        let (status, echoed, _) = send(&client, &server.uri("/echo-id"), &headers).await;
+        assert_eq!((status, echoed.as_str()), (StatusCode::OK, id));
+        let records = server.records().await;
+        let mine: Vec<_> = records.iter().filter(|r| r["request_id"] == id).collect();
+        assert_eq!(mine.len(), 2, "{records:?}");
+        for r in mine {
+            assert_eq!(r["ip"], "127.0.0.1", "{id}: {r}");
+        }
+    }
+    // A readable header is still believed.
+    send(
+        &client,
+        &server.uri("/echo-id"),
+        &[
+            ("x-forwarded-for", HeaderValue::from_static("203.0.113.9")),
+            id_header("xff-ok"),
+        ],
+    )
+    .await;
+    assert_eq!(server.access_record("xff-ok").await["ip"], "203.0.113.9");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_request_ids_are_replaced_and_handler_response_and_log_agree() {
+    duplicate_request_ids().await;
+}
+
+#[tokio::test]
+async fn duplicate_request_ids_are_replaced_on_a_current_thread_runtime() {
+    duplicate_request_ids().await;
+}
+
+#[test]
+fn duplicate_request_ids_are_replaced_on_a_runtime_without_the_time_driver() {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap()
+        .block_on(duplicate_request_ids());
+}
+
+/// Two `x-request-id` lines, different or equal: a fresh id that the handler (header and
+/// context), the response and the log share; neither sent value is logged.
+async fn duplicate_request_ids() {
+    let server = TestServer::start(|layer| layer).await;
+    let client = client();
+    for pair in [["first-id", "attacker-id"], ["same-id", "same-id"]] {
+        let headers = pair.map(id_header);
+        let (status, echoed, body) = send(&client, &server.uri("/ids"), &headers).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(is_generated_id(&echoed), "{pair:?} gave {echoed:?}");
+        // The handler saw one header line, the new id, and the same id in its context.
+        assert_eq!(body, format!("{echoed} {echoed}"));
+        let records = server.records().await;
+        let mine: Vec<_> = records
+            .iter()
+            .filter(|r| r["request_id"] == echoed.as_str())
+            .collect();
+        assert_eq!(mine.len(), 2, "handler and access records: {records:?}");
+    }
+    let text = String::from_utf8_lossy(&server.memory.contents()).into_owned();
+    for given in ["first-id", "attacker-id", "same-id"] {
+        assert!(!text.contains(given), "{given} was logged: {text}");
+    }
+    assert_eq!(server.records().await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_records_name_the_route_and_hold_query_user_agent_and_referer_when_asked() {
+    let server =
+        TestServer::start(|layer| layer.log_query(true).log_user_agent(true).log_referer(true))
+            .await;
+    let client = client();
+    let long_agent = format!("agent \u{202e}reversed\u{2028}{}", "a".repeat(400));
+    let headers = [
+        id_header("opt-1"),
+        (
+            "user-agent",
+            HeaderValue::from_bytes(long_agent.as_bytes()).unwrap(),
+        ),
+        (
+            "referer",
+            HeaderValue::from_bytes(b"https://example.com/\xff").unwrap(),
+        ),
+    ];
+    let (status, _, _) = send(&client, &server.uri("/work/5?token=abc&x=1"), &headers).await;
+    assert_eq!(status, StatusCode::OK);
+    let r = server.access_record("opt-1").await;
+    assert_eq!(r["access"], "GET /work/{n}", "{r}");
+    assert_eq!(r["query"], "token=abc&x=1");
+    let agent = r["user_agent"].as_str().unwrap();
+    assert!(agent.len() <= kakashi::tower::MAX_LOGGED_VALUE_LEN + '…'.len_utf8());
+    assert!(agent.ends_with('…'), "{agent:?}");
+    assert!(long_agent.starts_with(agent.trim_end_matches('…')));
+    assert_eq!(r["referer"], "https://example.com/\u{fffd}");
+    // Escaped on the way out: the raw bidi override and line separator never reach the file.
+    let text = String::from_utf8(server.memory.contents()).unwrap();
+    assert!(
+        !text.contains('\u{202e}') && !text.contains('\u{2028}'),
+        "{text}"
+    );
+    assert!(text.contains("\\u202e"), "{text}");
+    // Each thing once: the path is in `access` alone, the handler's records carry it too.
+    for key in ["method", "path"] {
+        assert!(r.get(key).is_none(), "{key} in {r}");
+    }
+
+    // A request that matched no route has its path logged.
+    send(&client, &server.uri("/no/such/7"), &[id_header("opt-2")]).await;
+    let r = server.access_record("opt-2").await;
+    assert_eq!(r["access"], "GET /no/such/7");
+    assert_eq!(r["status"], 404);
+    assert!(r.get("query").is_none() && r.get("user_agent").is_none());
+
+    // The path instead of the template, when asked.
+    let raw = TestServer::start(|layer| layer.route_template(false)).await;
+    send(&client, &raw.uri("/work/6?q=1"), &[id_header("raw-1")]).await;
+    let r = raw.access_record("raw-1").await;
+    assert_eq!(r["access"], "GET /work/6");
+    assert!(r.get("query").is_none(), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_list_and_sampling_leave_out_successes_only() {
+    skip_list_and_sampling().await;
+}
+
+#[tokio::test]
+async fn skip_list_and_sampling_leave_out_successes_only_on_a_current_thread_runtime() {
+    skip_list_and_sampling().await;
+}
+
+/// `/health` and `/status/{code}` skipped, one in three successes sampled.
+async fn skip_list_and_sampling() {
+    let server = TestServer::start(|layer| {
+        layer
+            .skip_path("/health")
+            .skip_path("/status/{code}")
+            .sample_successes(3)
+    })
+    .await;
+    let client = client();
+    let mut n = 0;
+    let mut get = |path: &'static str| {
+        n += 1;
+        let id = format!("s-{n}");
+        let client = client.clone();
+        let uri = server.uri(path);
+        async move { send(&client, &uri, &[id_header(&id)]).await.0 }
+    };
+    // Skipped: the raw path, and a route template.
+    for _ in 0..3 {
+        assert_eq!(get("/health").await, StatusCode::OK);
+        assert_eq!(get("/status/204").await, StatusCode::NO_CONTENT);
+    }
+    // Failures of a skipped route are logged.
+    assert_eq!(get("/status/503").await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(get("/status/404").await, StatusCode::NOT_FOUND);
+    // Sampled: the 1st, 4th and 7th of seven successes.
+    for _ in 0..7 {
+        assert_eq!(get("/echo-id").await, StatusCode::OK);
+    }
+    // Errors are never sampled out.
+    for _ in 0..2 {
+        assert_eq!(get("/no-such-route").await, StatusCode::NOT_FOUND);
+    }
+    let access = access_records(&server).await;
+    let ids: Vec<&str> = access
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["s-7", "s-8", "s-9", "s-12", "s-15", "s-16", "s-17"],
+        "{access:?}"
+    );
+    for r in &access {
+        let sampled = r["status"] == 200;
+        assert_eq!(r.get("sampled").is_some(), sampled, "{r}");
+        if sampled {
+            assert_eq!(r["sampled"], 3);
+        }
+    }
+    // The handlers' records of sampled-out requests still carry the request context.
+    let echo: Vec<Value> = server
+        .records()
+        .await
+        .into_iter()
+        .filter(|r| r["message"] == "echo")
+        .collect();
+    assert_eq!(echo.len(), 7);
+    assert!(echo.iter().all(|r| r["access"] == "GET /echo-id"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_connect_info_the_layer_says_once_that_it_has_no_client_address() {
+    let (memory, pipeline, _guard) = common::json_memory_pipeline();
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(RequestLogLayer::new().logger(pipeline.logger("access")));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // `into_make_service`, not `into_make_service_with_connect_info`: no peer address.
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service())
+            .await
+            .unwrap();
+    });
+    let client = client();
+    for i in 0..3 {
+        let id = format!("np-{i}");
+        let (status, _, _) = send(&client, &format!("http://{addr}/"), &[id_header(&id)]).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    server.abort();
+    pipeline.flush().await;
+    let records: Vec<Value> = memory
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 4, "{records:?}");
+    let warnings: Vec<_> = records.iter().filter(|r| r["level"] == "warn").collect();
+    assert_eq!(warnings.len(), 1, "{records:?}");
+    let message = warnings[0]["message"].as_str().unwrap();
+    assert!(message.contains("without a peer address"), "{message}");
+    assert!(
+        message.contains("into_make_service_with_connect_info"),
+        "{message}"
+    );
+    for r in records.iter().filter(|r| r["level"] == "info") {
+        assert_eq!(r["message"], "request finished");
+        assert!(r.get("ip").is_none(), "{r}");
+    }
 }
 
 #[test]

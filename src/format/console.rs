@@ -7,6 +7,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_escaped, write_escaped_args, write_logfmt_key, Style};
 use super::logfmt::write_logfmt_value;
+use super::redact::{redacted, Redaction};
 use super::{keys, write_timestamp, write_u64, Formatter};
 use crate::field::Value;
 use crate::level::Level;
@@ -38,6 +39,9 @@ pub enum ColorMode {
 /// characters and escape sequences in the message are shown escaped (`\n`, `\u001b`), so the
 /// only ANSI sequences on a line are the formatter's own.
 ///
+/// The values of fields named `password`, `authorization`, `cookie`, `set-cookie` or `token`
+/// are written `[redacted]`; see [`Redaction`] and [`redaction`](Console::redaction).
+///
 /// # Examples
 ///
 /// ```
@@ -56,6 +60,7 @@ pub enum ColorMode {
 pub struct Console {
     mode: ColorMode,
     location: bool,
+    redaction: Redaction,
 }
 
 impl Console {
@@ -75,6 +80,23 @@ impl Console {
     #[must_use]
     pub fn with_location(mut self, yes: bool) -> Self {
         self.location = yes;
+        self
+    }
+
+    /// The field names whose values are written `[redacted]` (default
+    /// [`Redaction::default`]; [`Redaction::none`] turns redaction off).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::format::{Console, Redaction};
+    ///
+    /// let formatter = Console::new().redaction(Redaction::none());
+    /// # let _ = formatter;
+    /// ```
+    #[must_use]
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
         self
     }
 
@@ -144,14 +166,20 @@ impl Formatter for Console {
         write_escaped(out, record.logger(), Style::Bare);
         out.put_slice(b": ");
         write_escaped_args(out, record.message(), Style::Bare);
+        let redaction = &self.redaction;
         match keys::plain_fields::<true>(record) {
             Some(plain) => {
                 for field in plain.fields {
-                    write_pair(out, field.key(), field.value(), color);
+                    write_pair(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                        color,
+                    );
                 }
             }
             None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
-                write_pair(out, key, value, color);
+                write_pair(out, key, redacted(redaction, key, value), color);
             }),
         }
         if self.location {
@@ -185,6 +213,7 @@ impl Formatter for Console {
         Some(Arc::new(Console {
             mode,
             location: self.location,
+            redaction: self.redaction.clone(),
         }))
     }
 }

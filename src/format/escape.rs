@@ -2,7 +2,14 @@
 //!
 //! Every formatter writes text through these functions. They guarantee that no line feed,
 //! carriage return, other C0 or C1 control character (ESC among them, so no ANSI sequence),
-//! DEL, Unicode line or paragraph separator, or bidirectional override reaches the output raw.
+//! DEL, Unicode line or paragraph separator, or bidirectional control (the embeddings,
+//! overrides and isolates U+202A–U+202E and U+2066–U+2069, and the marks U+200E, U+200F and
+//! U+061C) reaches the output raw: each is written as a `\uXXXX` escape, in keys as well as in
+//! values and messages.
+//!
+//! These characters are multi-byte in UTF-8 and start with one of three lead bytes (0xC2,
+//! 0xD8, 0xE2), so the byte classes flag only those lead bytes: text without them, ASCII or
+//! not, stays on the word-at-a-time fast path.
 
 use std::fmt;
 
@@ -27,6 +34,11 @@ fn dangerous_multibyte(bytes: &[u8], i: usize) -> usize {
         // U+0080..=U+009F: C1 controls, CSI (U+009B) and NEL (U+0085) among them.
         0xC2 => match bytes.get(i + 1) {
             Some(0x80..=0x9F) => 2,
+            _ => 0,
+        },
+        // U+061C ARABIC LETTER MARK: a bidi mark.
+        0xD8 => match bytes.get(i + 1) {
+            Some(0x9C) => 2,
             _ => 0,
         },
         0xE2 => match (bytes.get(i + 1), bytes.get(i + 2)) {
@@ -65,7 +77,7 @@ const CLASSES: [u8; 256] = {
         if c == b'"' || c == b'\\' {
             class |= ESCAPE_QUOTED;
         }
-        if c == 0xC2 || c == 0xE2 {
+        if c == 0xC2 || c == 0xD8 || c == 0xE2 {
             class |= MULTIBYTE | QUOTE;
         }
         table[b] = class;
@@ -160,14 +172,16 @@ fn stop_flags<const SET: u8>(x: u64) -> u64 {
 }
 
 /// Like [`stop_flags`], but flags only the bytes the slow paths act on: of the bytes >= 0x80,
-/// only the lead bytes 0xC2 and 0xE2 of possibly dangerous characters. Exactly the bytes whose
+/// only the lead bytes 0xC2, 0xD8 and 0xE2 of possibly dangerous characters. Exactly the bytes whose
 /// [`class`] has a bit of `ESCAPE_QUOTED | MULTIBYTE` (`SCAN_QUOTED`),
 /// `ESCAPE_BARE | MULTIBYTE` (`SCAN_BARE`) or `QUOTE` (`SCAN_QUOTE`).
 #[inline(always)]
 fn candidate_flags<const SET: u8>(x: u64) -> u64 {
     // 0xC2 and 0xE2 differ only in bit 5: a byte of `folded` is zero iff it was one of them.
     let folded = (x | splat(0x20)) ^ splat(0xE2);
-    let lead = !(((folded & !HIGH_BITS) + !HIGH_BITS) | folded);
+    let arabic = x ^ splat(0xD8);
+    let lead = !(((folded & !HIGH_BITS) + !HIGH_BITS) | folded)
+        | !(((arabic & !HIGH_BITS) + !HIGH_BITS) | arabic);
     ((stop_flags::<SET>(x) & !x) | lead) & HIGH_BITS
 }
 
@@ -1047,7 +1061,8 @@ mod tests {
             chars.extend(char::from_u32(((lead - 0xF0) << 18).max(0x1_0000)));
         }
         chars.extend([
-            '\u{200D}', '\u{2027}', '\u{202F}', '\u{2065}', '\u{206A}', '\u{FEFF}',
+            '\u{200D}', '\u{2027}', '\u{202F}', '\u{2065}', '\u{206A}', '\u{FEFF}', '\u{061B}',
+            '\u{061C}', '\u{061D}', '\u{0600}', '\u{063F}',
         ]);
         chars.sort_unstable();
         chars.dedup();
@@ -1104,7 +1119,7 @@ mod tests {
     /// Pseudo-random strings from an alphabet of edge cases.
     #[test]
     fn fast_paths_match_the_oracle_on_random_strings() {
-        let alphabet: Vec<char> = "aZ09_-./: =\"\\\n\r\t\x1b\x7fé€\u{85}\u{9b}\u{a0}\u{2028}\u{2029}\u{202e}\u{2066}\u{200f}\u{1F600}"
+        let alphabet: Vec<char> = "aZ09_-./: =\"\\\n\r\t\x1b\x7fé€\u{85}\u{9b}\u{a0}\u{2028}\u{2029}\u{202e}\u{2066}\u{200f}\u{61c}\u{61b}\u{1F600}"
             .chars()
             .collect();
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;

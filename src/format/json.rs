@@ -6,6 +6,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_escaped, write_escaped_args, EscapingWriter, Style};
 use super::logfmt::DebugAsDisplay;
+use super::redact::{redacted, Redaction};
 use super::{
     is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
@@ -24,6 +25,9 @@ use crate::record::LogRecord;
 /// written. A field named like one of the formatter's own keys (`timestamp`, `level`, `logger`,
 /// `message`, `ts`, `msg`, and `module`, `file`, `line` when locations are on) is written as
 /// `fields.<name>`, and so is a field already named `fields.<such a name>`.
+///
+/// The values of fields named `password`, `authorization`, `cookie`, `set-cookie` or `token`
+/// are written `"[redacted]"`; see [`Redaction`] and [`redaction`](Json::redaction).
 ///
 /// Numbers and booleans keep their type (non-finite floats become strings); an error value is
 /// an object `{"message": …, "sources": [ … ]}`. The output always parses: every string is
@@ -70,6 +74,7 @@ use crate::record::LogRecord;
 #[derive(Clone, Debug, Default)]
 pub struct Json {
     location: bool,
+    redaction: Redaction,
 }
 
 impl Json {
@@ -82,6 +87,23 @@ impl Json {
     #[must_use]
     pub fn with_location(mut self, yes: bool) -> Self {
         self.location = yes;
+        self
+    }
+
+    /// The field names whose values are written `"[redacted]"` (default
+    /// [`Redaction::default`]; [`Redaction::none`] turns redaction off).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::format::{Json, Redaction};
+    ///
+    /// let formatter = Json::new().redaction(Redaction::names(["password", "session_id"]));
+    /// # let _ = formatter;
+    /// ```
+    #[must_use]
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
         self
     }
 }
@@ -170,22 +192,31 @@ impl Formatter for Json {
         write_escaped_args(out, record.message(), Style::Json);
         out.put_u8(b'"');
         let location = self.location;
+        let redaction = &self.redaction;
         match keys::plain_fields::<false>(record) {
             Some(plain) if !plain.may_rename => {
                 for field in plain.fields {
                     out.put_slice(b",\"");
-                    write_member(out, field.key(), field.value());
+                    write_member(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                    );
                 }
             }
             Some(plain) => {
                 for field in plain.fields {
                     write_separator(out, field.key(), location);
-                    write_member(out, field.key(), field.value());
+                    write_member(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                    );
                 }
             }
             None => keys::for_each_field_checked::<false>(record, &mut |key, value| {
                 write_separator(out, key, location);
-                write_member(out, key, value);
+                write_member(out, key, redacted(redaction, key, value));
             }),
         }
         if self.location {

@@ -3,6 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_logfmt_display, write_logfmt_key, write_logfmt_str};
+use super::redact::{redacted, Redaction};
 use super::{
     is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
@@ -24,6 +25,9 @@ use crate::record::LogRecord;
 /// one of the formatter's own keys (`ts`, `level`, `logger`, `msg`, `timestamp`, `message`, and
 /// `module`, `file`, `line` when locations are on) is written as `fields.<name>`, and so is a
 /// field already named `fields.<such a name>`.
+///
+/// The values of fields named `password`, `authorization`, `cookie`, `set-cookie` or `token`
+/// are written `[redacted]`; see [`Redaction`] and [`redaction`](Logfmt::redaction).
 ///
 /// # Examples
 ///
@@ -47,6 +51,7 @@ use crate::record::LogRecord;
 #[derive(Clone, Debug, Default)]
 pub struct Logfmt {
     location: bool,
+    redaction: Redaction,
 }
 
 impl Logfmt {
@@ -59,6 +64,23 @@ impl Logfmt {
     #[must_use]
     pub fn with_location(mut self, yes: bool) -> Self {
         self.location = yes;
+        self
+    }
+
+    /// The field names whose values are written `[redacted]` (default
+    /// [`Redaction::default`]; [`Redaction::none`] turns redaction off).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::format::{Logfmt, Redaction};
+    ///
+    /// let formatter = Logfmt::new().redaction(Redaction::default().with_name("api_key"));
+    /// # let _ = formatter;
+    /// ```
+    #[must_use]
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
         self
     }
 }
@@ -138,22 +160,31 @@ impl Formatter for Logfmt {
             }
         }
         let location = self.location;
+        let redaction = &self.redaction;
         match keys::plain_fields::<true>(record) {
             Some(plain) if !plain.may_rename => {
                 for field in plain.fields {
                     out.put_u8(b' ');
-                    write_pair(out, field.key(), field.value());
+                    write_pair(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                    );
                 }
             }
             Some(plain) => {
                 for field in plain.fields {
                     write_separator(out, field.key(), location);
-                    write_pair(out, field.key(), field.value());
+                    write_pair(
+                        out,
+                        field.key(),
+                        redacted(redaction, field.key(), field.value()),
+                    );
                 }
             }
             None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
                 write_separator(out, key, location);
-                write_pair(out, key, value);
+                write_pair(out, key, redacted(redaction, key, value));
             }),
         }
         if self.location {

@@ -176,6 +176,11 @@ fn is_trusted(trusted: &[TrustedProxy], ip: IpAddr) -> bool {
 
 /// The client's address: the peer's, unless the peer is one of the `trusted` proxies and
 /// says whom it forwards for.
+///
+/// `X-Forwarded-For` is read when present; `X-Real-IP` only when it is absent. A header that
+/// is present but cannot be read — not ASCII, a hop that is not an address where the client
+/// should be, several `X-Real-IP` lines — gives the peer's address: never another header,
+/// which the proxy may have passed through from the client unchecked.
 pub(super) fn client_ip(
     trusted: &[TrustedProxy],
     peer: Option<SocketAddr>,
@@ -185,18 +190,18 @@ pub(super) fn client_ip(
     if !is_trusted(trusted, peer) {
         return Some(peer);
     }
-    forwarded_for(trusted, headers)
-        .or_else(|| {
-            let value = headers.get(X_REAL_IP)?.to_str().ok()?;
-            parse_forwarded_ip(value.trim())
-        })
-        .or(Some(peer))
+    let forwarded = if headers.contains_key(X_FORWARDED_FOR) {
+        forwarded_for(trusted, headers)
+    } else {
+        real_ip(headers)
+    };
+    Some(forwarded.unwrap_or(peer))
 }
 
 /// The right-most `X-Forwarded-For` hop that is not a trusted proxy (each proxy appends
 /// the address it received from, so only the hops right of the first untrusted one are
-/// vouched for). When every hop is trusted, the left-most one. `None` when the header is
-/// missing or a hop that would be read is not an address.
+/// vouched for). When every hop is trusted, the left-most one. `None` when a line is not
+/// ASCII or a hop that would be read is not an address.
 fn forwarded_for(trusted: &[TrustedProxy], headers: &HeaderMap) -> Option<IpAddr> {
     let mut farthest = None;
     // Several header lines form one list, in order.
@@ -211,6 +216,17 @@ fn forwarded_for(trusted: &[TrustedProxy], headers: &HeaderMap) -> Option<IpAddr
         }
     }
     farthest
+}
+
+/// The address in the one `X-Real-IP` line; `None` when there is none, more than one, or it
+/// is not an address.
+fn real_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    let mut lines = headers.get_all(X_REAL_IP).iter();
+    let line = lines.next()?;
+    if lines.next().is_some() {
+        return None;
+    }
+    parse_forwarded_ip(line.to_str().ok()?.trim())
 }
 
 /// Parses `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]` or `[::1]:80`.
@@ -293,15 +309,42 @@ mod tests {
         assert_eq!(client(&trusted, peer, &two_lines).unwrap(), "203.0.113.9");
         let all_trusted = [("x-forwarded-for", "10.9.9.9, 10.0.0.3")];
         assert_eq!(client(&trusted, peer, &all_trusted).unwrap(), "10.9.9.9");
-        // Garbage where the client should be: no answer from the header; X-Real-IP next.
+        // Garbage where the client should be: the peer, not X-Real-IP (which the proxy may
+        // have passed through from the client).
         let garbage = [
             ("x-forwarded-for", "1.1.1.1, unknown, 10.0.0.3"),
             ("x-real-ip", " 198.51.100.4 "),
         ];
-        assert_eq!(client(&trusted, peer, &garbage).unwrap(), "198.51.100.4");
+        assert_eq!(client(&trusted, peer, &garbage).unwrap(), "10.0.0.1");
+        // Garbage left of the client's hop is the client's word, never read.
+        let left_garbage = [("x-forwarded-for", "unknown, 203.0.113.9, 10.0.0.3")];
+        assert_eq!(
+            client(&trusted, peer, &left_garbage).unwrap(),
+            "203.0.113.9"
+        );
+        let real_ip = [("x-real-ip", " 198.51.100.4 ")];
+        assert_eq!(client(&trusted, peer, &real_ip).unwrap(), "198.51.100.4");
+        let two_real_ips = [("x-real-ip", "198.51.100.4"), ("x-real-ip", "198.51.100.5")];
+        assert_eq!(client(&trusted, peer, &two_real_ips).unwrap(), "10.0.0.1");
         let neither = [("x-forwarded-for", "nonsense"), ("x-real-ip", "also")];
         assert_eq!(client(&trusted, peer, &neither).unwrap(), "10.0.0.1");
         assert_eq!(client(&trusted, peer, &[]).unwrap(), "10.0.0.1");
+    }
+
+    #[test]
+    fn a_non_ascii_forwarded_for_gives_the_peer() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let peer = Some("10.0.0.1:1".parse().unwrap());
+        let mut h = HeaderMap::new();
+        h.append(
+            X_FORWARDED_FOR,
+            HeaderValue::from_bytes(b"203.0.113.9\xff").unwrap(),
+        );
+        h.append(X_REAL_IP, HeaderValue::from_static("198.51.100.4"));
+        assert_eq!(
+            client_ip(&trusted, peer, &h),
+            Some("10.0.0.1".parse().unwrap())
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! [`RequestLogLayer`]: the layer and its settings, and how it makes a [`RequestLogService`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use http::header::HeaderName;
@@ -24,11 +25,16 @@ use crate::logger::Logger;
 /// | [`logger`](Self::logger) | [`get_logger("access")`](crate::get_logger) (the global pipeline) |
 /// | [`context`](Self::context) | empty |
 /// | [`trust_proxy`](Self::trust_proxy) | none: `X-Forwarded-For` and `X-Real-IP` are ignored |
-/// | [`peer_addr`](Self::peer_addr) | a [`PeerAddr`](super::PeerAddr), else a [`SocketAddr`] request extension |
+/// | [`peer_addr`](Self::peer_addr) | a [`PeerAddr`](super::PeerAddr), else axum's `ConnectInfo<SocketAddr>` (feature `axum`), else a [`SocketAddr`] request extension |
 /// | [`request_id_header`](Self::request_id_header) | `x-request-id` |
 /// | [`success_level`](Self::success_level) | [`Level::Info`] (1xx, 2xx, 3xx) |
 /// | [`client_error_level`](Self::client_error_level) | [`Level::Warn`] (4xx, and 499 for cancelled requests) |
 /// | [`server_error_level`](Self::server_error_level) | [`Level::Error`] (5xx, failed and panicked requests) |
+/// | [`route_template`](Self::route_template) | on: axum's route template (`/users/{id}`) when it matched one (feature `axum`), else the path |
+/// | [`log_query`](Self::log_query) | off: the query string is not logged |
+/// | [`log_user_agent`](Self::log_user_agent), [`log_referer`](Self::log_referer) | off |
+/// | [`skip_path`](Self::skip_path) | none: every request is logged |
+/// | [`sample_successes`](Self::sample_successes) | 1: every successful request is logged |
 ///
 /// Cloning the layer is one reference-count increment.
 ///
@@ -97,7 +103,9 @@ impl RequestLogLayer {
     }
 
     /// Where to find the connection's peer address in a request's extensions, replacing the
-    /// default lookup of [`PeerAddr`](super::PeerAddr) and [`SocketAddr`]. With axum:
+    /// default lookup of [`PeerAddr`](super::PeerAddr), axum's `ConnectInfo<SocketAddr>`
+    /// (with the `axum` feature) and [`SocketAddr`]. For example, axum's `ConnectInfo` without
+    /// the `axum` feature:
     /// `.peer_addr(|ext| ext.get::<ConnectInfo<SocketAddr>>().map(|info| info.0))`.
     pub fn peer_addr(
         mut self,
@@ -131,6 +139,85 @@ impl RequestLogLayer {
     /// (default error).
     pub fn server_error_level(mut self, level: Level) -> Self {
         self.config_mut().server_error = level;
+        self
+    }
+
+    /// Whether `access` holds axum's route template (`GET /users/{id}`, the default) rather
+    /// than the request's path (`GET /users/7`). The template keeps ids and other values out of
+    /// the log and groups requests by endpoint.
+    ///
+    /// axum sets the template when it routes a request, so the layer sees it only when added
+    /// inside the router: with `Router::layer` or `Router::route_layer`, not around the
+    /// `Router`. A request that matched no route (a 404) has its path logged. Needs the `axum`
+    /// feature; without it, the path is always logged.
+    #[cfg(feature = "axum")]
+    pub fn route_template(mut self, yes: bool) -> Self {
+        self.config_mut().route_template = yes;
+        self
+    }
+
+    /// Adds the query string to access records as `query` (default off: it may hold tokens
+    /// and personal data). Capped at [`MAX_LOGGED_VALUE_LEN`](super::MAX_LOGGED_VALUE_LEN)
+    /// bytes; escaped by the formatter like any value.
+    pub fn log_query(mut self, yes: bool) -> Self {
+        self.config_mut().query = yes;
+        self
+    }
+
+    /// Adds the `User-Agent` header to access records as `user_agent` (default off). Capped
+    /// at [`MAX_LOGGED_VALUE_LEN`](super::MAX_LOGGED_VALUE_LEN) bytes; escaped by the
+    /// formatter like any value.
+    pub fn log_user_agent(mut self, yes: bool) -> Self {
+        self.config_mut().user_agent = yes;
+        self
+    }
+
+    /// Adds the `Referer` header to access records as `referer` (default off). Capped at
+    /// [`MAX_LOGGED_VALUE_LEN`](super::MAX_LOGGED_VALUE_LEN) bytes; escaped by the formatter
+    /// like any value.
+    pub fn log_referer(mut self, yes: bool) -> Self {
+        self.config_mut().referer = yes;
+        self
+    }
+
+    /// Logs no access record for successful (1xx–3xx) requests to `path`: health checks,
+    /// metrics scrapes. `path` is compared with the request's path and with its route
+    /// template, exactly. Failed, panicked and cancelled requests to it are still logged, and
+    /// its handlers' records still carry the request context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::tower::RequestLogLayer;
+    ///
+    /// let layer = RequestLogLayer::new().skip_path("/health").skip_path("/metrics");
+    /// # let _ = layer;
+    /// ```
+    pub fn skip_path(mut self, path: impl Into<String>) -> Self {
+        self.config_mut().skip.push(path.into().into_boxed_str());
+        self
+    }
+
+    /// Logs the access record of one in `every` successful (1xx–3xx) requests: the first,
+    /// the `every + 1`-th, and so on, counted over all the services this layer makes (no
+    /// randomness). Each of those records has a field `sampled` = `every`, the number of
+    /// requests it stands for. `1` (the default) logs every request; `0` logs no successful
+    /// request. Failed, panicked and cancelled requests are always logged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::tower::RequestLogLayer;
+    ///
+    /// // Every error, and one in a hundred successes.
+    /// let layer = RequestLogLayer::new().sample_successes(100);
+    /// # let _ = layer;
+    /// ```
+    pub fn sample_successes(mut self, every: u32) -> Self {
+        let config = self.config_mut();
+        config.sample_successes = every;
+        // Its own count, not one shared with the layer this one was cloned from.
+        config.successes = Arc::new(AtomicU64::new(0));
         self
     }
 }

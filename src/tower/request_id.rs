@@ -5,11 +5,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
 
 /// The longest request id taken from a request header, in bytes.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
 pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id the client sent in `header`: its one line, when well formed. `None` when
+/// the header is missing, malformed, or sent more than once — then which line a handler, a
+/// proxy or the log would read is anyone's guess, so none of them is believed.
+pub(super) fn given_request_id<'a>(
+    headers: &'a HeaderMap,
+    header: &HeaderName,
+) -> Option<&'a HeaderValue> {
+    let mut lines = headers.get_all(header).iter();
+    let first = lines.next()?;
+    (lines.next().is_none() && valid_request_id(first)).then_some(first)
+}
 
 /// The request id in `value`, if it is one we are willing to log and echo.
 pub(super) fn valid_request_id(value: &HeaderValue) -> bool {
@@ -82,6 +95,13 @@ mod tests {
         assert!(!valid_request_id(
             &HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap()
         ));
+
+        let mut headers = HeaderMap::new();
+        assert!(given_request_id(&headers, &X_REQUEST_ID).is_none());
+        headers.append(X_REQUEST_ID, HeaderValue::from_static("first"));
+        assert_eq!(given_request_id(&headers, &X_REQUEST_ID).unwrap(), "first");
+        headers.append(X_REQUEST_ID, HeaderValue::from_static("second"));
+        assert!(given_request_id(&headers, &X_REQUEST_ID).is_none());
 
         let a = generate_request_id();
         let b = generate_request_id();

@@ -16,9 +16,9 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
-use super::access_log::{Outcome, Pending};
+use super::access_log::{warn_no_peer, Details, Outcome, Pending};
 use super::config::Config;
-use super::request_id::{generate_request_id, valid_request_id};
+use super::request_id::{generate_request_id, given_request_id};
 use crate::context::{self, WithContext};
 
 /// The service made by [`RequestLogLayer`](super::RequestLogLayer): runs the inner service's
@@ -85,38 +85,43 @@ where
         let config = &*self.config;
 
         let peer = config.peer(req.extensions()).or(self.peer);
+        if peer.is_none() && config.first_request_without_peer() {
+            warn_no_peer(config);
+        }
         let ip = config.client_ip(peer, req.headers());
 
-        let given = req
-            .headers()
-            .get(&config.header)
-            .filter(|v| valid_request_id(v))
+        let given = given_request_id(req.headers(), &config.header)
             .and_then(|v| Some((Arc::<str>::from(v.to_str().ok()?), v.clone())));
         let (request_id, header_value) = match given {
             Some(given) => given,
             None => {
                 let id = generate_request_id();
                 let value = HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("-"));
-                // Downstream code that reads the header sees the id that is logged.
+                // Downstream code that reads the header sees the id that is logged: `insert`
+                // replaces every line of it, a malformed one or several.
                 req.headers_mut()
                     .insert(config.header.clone(), value.clone());
                 (Arc::from(id), value)
             }
         };
 
+        // The route template when axum matched one (feature `axum`), else the path; never
+        // the query string, which may hold secrets.
+        let raw_path = req.uri().path();
+        let route = config.route(req.extensions());
+        let skip_listed = config.skip_listed(raw_path, route);
+        let path = route.unwrap_or(raw_path);
         let method = req.method().as_str();
-        let path = req.uri().path();
         let mut access = String::with_capacity(method.len() + 1 + path.len());
         access.push_str(method);
         access.push(' ');
         access.push_str(path);
-        let method_len = method.len();
-        let access: Arc<str> = Arc::from(access);
+        let details = Details::read(config, &req);
 
         let mut ctx = config
             .context
             .clone()
-            .with_access(Arc::clone(&access))
+            .with_access(access)
             .with_request_id(request_id);
         if let Some(ip) = ip {
             ctx = ctx.with_ip(ip.to_string());
@@ -126,9 +131,9 @@ where
         let pending = Pending {
             config: Arc::clone(&self.config),
             start,
-            access,
-            method_len,
             request_id: header_value,
+            skip_listed,
+            details,
             ctx: Arc::clone(&ctx),
         };
         let future = self.inner.call(req);
