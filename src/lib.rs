@@ -151,6 +151,7 @@
 //! | `tower` | a tower `Layer` for axum and hyper: request context and access records |
 //! | `tracing` | a `tracing_subscriber` `Layer` writing `tracing` events (with their spans' fields) through kakashi ([module docs](crate::tracing)) |
 //! | `log` | a `log::Log` bridge writing `log` records (with their key-values) through kakashi ([module docs](mod@crate::log)) |
+//! | `syslog` | a syslog writer: RFC 5424 over UDP, TCP and RELP, RFC 3164 to `/dev/log`, with a bounded backlog and reconnects ([module docs](crate::syslog)) |
 //!
 //! ## Minimum Rust version
 //!
@@ -187,6 +188,10 @@ pub mod tracing;
 #[cfg(feature = "log")]
 #[cfg_attr(docsrs, doc(cfg(feature = "log")))]
 pub mod log;
+
+#[cfg(feature = "syslog")]
+#[cfg_attr(docsrs, doc(cfg(feature = "syslog")))]
+pub mod syslog;
 
 pub use context::{LogContext, WithLogContext};
 pub use error::{Error, ErrorKind};

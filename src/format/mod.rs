@@ -48,8 +48,8 @@
 mod console;
 pub(crate) mod escape;
 mod json;
-mod keys;
-mod logfmt;
+pub(crate) mod keys;
+pub(crate) mod logfmt;
 
 use std::cell::Cell;
 use std::fmt;
