@@ -164,7 +164,7 @@ impl Shared {
     /// finished.
     async fn flush_async(self: &Arc<Self>) {
         let Some(queue) = &self.queue else {
-            self.flush_writers();
+            self.flush_writers_off_runtime().await;
             return;
         };
         let target = queue.ring.tail();
@@ -189,7 +189,18 @@ impl Shared {
                 notified.await;
             }
         }
-        self.flush_writers();
+        self.flush_writers_off_runtime().await;
+    }
+
+    /// [`Shared::flush_writers`] on a helper thread: a writer's flush may wait (a syslog
+    /// writer waits for its collector's acknowledgements), and must not hold up the runtime's
+    /// thread meanwhile.
+    pub(crate) async fn flush_writers_off_runtime(self: &Arc<Self>) {
+        let shared = Arc::clone(self);
+        if blocking(move || shared.flush_writers()).await.is_none() {
+            // No thread to be had: flush here.
+            self.flush_writers();
+        }
     }
 
     /// Closes the queue and waits (at most `timeout`) until it is drained, without blocking
@@ -207,7 +218,7 @@ impl Shared {
 
 /// Runs `f` on a new thread and waits for it without blocking the runtime (works on any
 /// executor, and with no runtime driver).
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("kakashi-close".into())
