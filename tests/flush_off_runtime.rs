@@ -57,7 +57,10 @@ async fn slow_flush_fault_injection_async_flush_leaves_the_runtime_running() {
     let (pipeline, guard) = AsyncPipeline::start(config).unwrap();
     info!(pipeline.logger("t"), "one");
     let ticks = ticks_during(pipeline.flush()).await;
-    assert!(ticks >= 10, "the runtime was blocked: {ticks} ticks in a 300 ms flush");
+    assert!(
+        ticks >= 10,
+        "the runtime was blocked: {ticks} ticks in a 300 ms flush"
+    );
     assert!(writer.flushes.load(Ordering::Relaxed) >= 1);
     assert_eq!(writer.lines.lines().len(), 1);
     let stats = guard.shutdown().await;

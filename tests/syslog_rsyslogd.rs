@@ -141,7 +141,10 @@ fn parse_sd(sd: &str) -> Vec<(String, Vec<(String, String)>)> {
             assert_eq!(chars.next(), Some('"'), "in {sd}");
             let mut value = String::new();
             loop {
-                match chars.next().unwrap_or_else(|| panic!("unterminated value in {sd}")) {
+                match chars
+                    .next()
+                    .unwrap_or_else(|| panic!("unterminated value in {sd}"))
+                {
                     '\\' => match chars.peek() {
                         Some(&c @ ('"' | '\\' | ']')) => {
                             value.push(c);
@@ -163,7 +166,11 @@ fn parse_sd(sd: &str) -> Vec<(String, Vec<(String, String)>)> {
 
 /// Sends `n` records through a multi-thread runtime's async pipeline, flushes, and returns
 /// the writer's counters and the pipeline's stats.
-fn send_bulk(syslog: &SyslogWriter, fallback: &MemoryWriter, n: u64) -> (SyslogStats, kakashi::Stats) {
+fn send_bulk(
+    syslog: &SyslogWriter,
+    fallback: &MemoryWriter,
+    n: u64,
+) -> (SyslogStats, kakashi::Stats) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (pipeline, guard) = AsyncPipeline::start(config(syslog, fallback)).unwrap();
@@ -219,7 +226,11 @@ fn bulk(kind: Kind) {
         }
         _ => assert_eq!(records.len() as u64, n),
     }
-    assert!(reports.lock().unwrap().is_empty(), "{:?}", reports.lock().unwrap());
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:?}",
+        reports.lock().unwrap()
+    );
 }
 
 #[test]
@@ -255,28 +266,39 @@ fn relay_forwards_over_relp_to_the_central_collector() {
     assert_eq!(seqs, (0..n).collect::<Vec<_>>());
 }
 
-/// Sends `n` records at a steady pace and SIGKILLs the collector a third of the way through,
-/// restarting it 300 ms later. Returns how often each record arrived and the counters.
+/// Sends `n` records at a steady pace while another thread SIGKILLs the collector a third of
+/// the way through and restarts it 300 ms later. Returns how often each record arrived, the
+/// counters and the error hook's reports.
 fn kill_and_restart(kind: Kind, n: u64) -> (HashMap<u64, usize>, SyslogStats, Vec<String>) {
-    let mut daemon = Rsyslogd::start(Output::File);
+    let daemon = Arc::new(Mutex::new(Rsyslogd::start(Output::File)));
     let reports = Reports::default();
-    let syslog = builder(transport(kind, &daemon), &reports)
+    let syslog = builder(transport(kind, &daemon.lock().unwrap()), &reports)
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .build()
         .unwrap();
     let fallback = MemoryWriter::new();
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let killer = {
+        let daemon = Arc::clone(&daemon);
+        let progress = Arc::clone(&progress);
+        std::thread::spawn(move || {
+            while progress.load(std::sync::atomic::Ordering::Relaxed) < n / 3 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let mut daemon = daemon.lock().unwrap();
+            daemon.kill9();
+            std::thread::sleep(Duration::from_millis(300));
+            daemon.restart();
+        })
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let stats = runtime.block_on(async {
         let (pipeline, guard) = AsyncPipeline::start(config(&syslog, &fallback)).unwrap();
         for seq in 0..n {
             log_record(&pipeline, seq);
-            if seq % 500 == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            if seq == n / 3 {
-                daemon.kill9();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                daemon.restart();
+            progress.store(seq, std::sync::atomic::Ordering::Relaxed);
+            if seq % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
         pipeline.flush().await;
@@ -284,8 +306,12 @@ fn kill_and_restart(kind: Kind, n: u64) -> (HashMap<u64, usize>, SyslogStats, Ve
         assert_eq!(stats.written, n, "{stats:?}");
         syslog.stats()
     });
+    killer.join().unwrap();
     assert!(fallback.lines().is_empty());
-    let records = daemon.wait_for(APP, n as usize, Duration::from_secs(60));
+    let records = daemon
+        .lock()
+        .unwrap()
+        .wait_for(APP, n as usize, Duration::from_secs(60));
     let mut arrived = HashMap::new();
     for r in &records {
         *arrived.entry(check_record(r)).or_insert(0) += 1;
@@ -306,12 +332,23 @@ fn relp_loses_nothing_when_the_collector_is_killed_and_restarted() {
     let (arrived, stats, reports) = kill_and_restart(Kind::Relp, n);
     assert_eq!(stats.delivered, n, "{stats:?}");
     let missing: Vec<u64> = (0..n).filter(|s| !arrived.contains_key(s)).collect();
-    assert!(missing.is_empty(), "{} lost: {:?}…", missing.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} lost: {:?}…",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
     // Duplicates only from messages sent again after the kill.
     let duplicates: usize = arrived.values().map(|c| c - 1).sum();
-    assert!(duplicates as u64 <= stats.resent, "{duplicates} duplicates, {stats:?}");
+    assert!(
+        duplicates as u64 <= stats.resent,
+        "{duplicates} duplicates, {stats:?}"
+    );
     assert!(stats.connects >= 2, "{stats:?}");
-    assert!(reports.iter().any(|r| r.contains("connection lost")), "{reports:?}");
+    assert!(
+        reports.iter().any(|r| r.contains("connection lost")),
+        "{reports:?}"
+    );
 }
 
 #[test]
@@ -554,7 +591,10 @@ fn an_absent_collector_fills_the_backlog_then_the_fallback_and_the_backlog_is_se
         slowest = slowest.max(started.elapsed());
     }
     // No caller waits for the absent collector.
-    assert!(slowest < Duration::from_millis(100), "a call took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "a call took {slowest:?}"
+    );
     let stats = syslog.stats();
     let pipeline_stats = pipeline.stats();
     assert_eq!(stats.accepted + stats.overflowed, 1000, "{stats:?}");
@@ -564,7 +604,12 @@ fn an_absent_collector_fills_the_backlog_then_the_fallback_and_the_backlog_is_se
     assert_eq!(fallback.lines().len() as u64, stats.overflowed);
     assert_eq!(stats.delivered, 0);
     let waited = Instant::now();
-    while !reports.lock().unwrap().iter().any(|r| r.contains("cannot connect")) {
+    while !reports
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.contains("cannot connect"))
+    {
         assert!(waited.elapsed() < Duration::from_secs(5), "no report");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -583,9 +628,17 @@ fn an_absent_collector_fills_the_backlog_then_the_fallback_and_the_backlog_is_se
             l[at..].split(' ').next().unwrap().parse().unwrap()
         })
         .collect();
-    let mut all: Vec<u64> = records.iter().map(check_record).chain(fallback_seqs).collect();
+    let mut all: Vec<u64> = records
+        .iter()
+        .map(check_record)
+        .chain(fallback_seqs)
+        .collect();
     all.sort_unstable();
-    assert_eq!(all, (0..1000).collect::<Vec<_>>(), "every record in exactly one place");
+    assert_eq!(
+        all,
+        (0..1000).collect::<Vec<_>>(),
+        "every record in exactly one place"
+    );
     drop(guard);
     let stats = syslog.close();
     assert_eq!(stats.delivered, stats.accepted);

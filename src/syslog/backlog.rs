@@ -129,7 +129,10 @@ impl fmt::Display for SyslogError {
                  lost, {requeued} to send again"
             ),
             SyslogError::Rejected { writer, response } => {
-                write!(f, "kakashi: {writer}: the collector rejected a message: {response}")
+                write!(
+                    f,
+                    "kakashi: {writer}: the collector rejected a message: {response}"
+                )
             }
             SyslogError::Abandoned { writer, messages } => write!(
                 f,
@@ -213,6 +216,7 @@ pub(crate) struct Shared {
     pub(crate) hook: SyslogErrorHook,
     /// Set while connecting fails, so that a stretch of failures is reported once.
     pub(crate) failing: AtomicBool,
+    pub(crate) last_failure: Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for Shared {
@@ -244,6 +248,7 @@ impl Shared {
             loss,
             hook,
             failing: AtomicBool::new(false),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -328,14 +333,39 @@ impl Shared {
         state.closing.is_some() && state.queue.is_empty() && state.in_flight == 0
     }
 
-    pub(crate) fn connected(&self) {
+    /// A connection was made. On a stream transport that ends a stretch of failures; a
+    /// datagram socket "connects" even when nothing listens, so there only a delivery does
+    /// (see [`Shared::delivered_after_failures`]).
+    pub(crate) fn connected(&self, stream: bool) {
         self.counters.connects.fetch_add(1, Relaxed);
-        self.failing.store(false, Relaxed);
+        if stream {
+            self.failing.store(false, Relaxed);
+        }
+    }
+
+    /// Datagrams went out: a stretch of failures ends once no send failed for a second (a
+    /// refused datagram shows up as an error on a later send, so failures and successes
+    /// alternate while nothing listens).
+    pub(crate) fn delivered_after_failures(&self) {
+        if !self.failing.load(Relaxed) {
+            return;
+        }
+        let last = *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+            self.failing.store(false, Relaxed);
+        }
     }
 
     /// A failed attempt to connect: reported once per stretch.
     pub(crate) fn connect_failed(&self, error: io::Error) {
         self.counters.connection_errors.fetch_add(1, Relaxed);
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         if !self.failing.swap(true, Relaxed) {
             self.report(SyslogError::Connect {
                 writer: self.name.clone(),
@@ -347,7 +377,10 @@ impl Shared {
     pub(crate) fn stats(&self) -> SyslogStats {
         let (backlog, backlog_bytes) = {
             let state = self.lock();
-            (state.queue.len() as u64 + state.in_flight, state.bytes as u64)
+            (
+                state.queue.len() as u64 + state.in_flight,
+                state.bytes as u64,
+            )
         };
         let c = &self.counters;
         let load = |a: &AtomicU64| a.load(Relaxed);
@@ -388,18 +421,19 @@ impl Shared {
         }
         let mut taken = 0;
         let mut bytes = state.bytes;
-        let mut lines = 0;
         for line in buf.split_inclusive(|&b| b == b'\n') {
             let len = message_len(line);
-            if bytes + len > self.backlog_limit && (bytes > 0 || lines > 0) {
+            // An empty backlog takes one message of any size.
+            if bytes + len > self.backlog_limit && (bytes > 0 || taken > 0) {
                 break;
             }
             bytes += len;
             taken += line.len();
-            lines += 1;
         }
         if taken == 0 || (all_or_nothing && taken < buf.len()) {
-            self.counters.overflowed.fetch_add(count_lines(buf), Relaxed);
+            self.counters
+                .overflowed
+                .fetch_add(count_lines(buf), Relaxed);
             return Err(io::Error::other(format!(
                 "{}: the backlog is full ({} bytes): the collector is not keeping up",
                 self.name, self.backlog_limit

@@ -366,9 +366,9 @@ fn write_sd_name(out: &mut BytesMut, name: &str) {
     let start = out.len();
     crate::format::escape::write_logfmt_key(out, name);
     if out.len() - start > MAX_SD_NAME {
-        let hash = out[start..]
-            .iter()
-            .fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let hash = out[start..].iter().fold(0x811c_9dc5u32, |h, &b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
         out.truncate(start + 23);
         let _ = write!(Hex(out), "~{hash:08x}");
     }
@@ -534,7 +534,10 @@ mod tests {
 
     #[test]
     fn hostile_values_stay_inside_their_element_and_line() {
-        let f = SyslogFormatter::new().hostname("h").app_name("a").procid("1");
+        let f = SyslogFormatter::new()
+            .hostname("h")
+            .app_name("a")
+            .procid("1");
         let hostile = "x\"] [evil@1 a=\"b\"]\n<13>1 forged\r\u{2028}\u{202e}\\";
         let fields = [Field::new("k e=y]\"", Value::Str(hostile))];
         let line = format(&f, &fields, hostile);
@@ -548,7 +551,10 @@ mod tests {
 
     #[test]
     fn no_fields_is_nilvalue_and_long_names_are_hashed() {
-        let f = SyslogFormatter::new().hostname("").app_name("a").procid("1");
+        let f = SyslogFormatter::new()
+            .hostname("")
+            .app_name("a")
+            .procid("1");
         assert_eq!(
             format(&f, &[], "m"),
             "<14>1 1970-01-01T00:00:00.000000Z - a 1 lg - m\n"

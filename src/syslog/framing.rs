@@ -215,7 +215,11 @@ mod tests {
     #[test]
     fn relp_frames_round_trip_and_split_anywhere() {
         let frames = [
-            RelpFrame::new(1, "open", Bytes::from_static(b"relp_version=0\ncommands=syslog")),
+            RelpFrame::new(
+                1,
+                "open",
+                Bytes::from_static(b"relp_version=0\ncommands=syslog"),
+            ),
             RelpFrame::new(2, "syslog", Bytes::from_static(b"a\nb ] \" 1 2 3")),
             RelpFrame::new(3, "close", Bytes::new()),
             RelpFrame::new(0, "serverclose", Bytes::new()),
@@ -240,7 +244,12 @@ mod tests {
 
     #[test]
     fn bad_frames_are_errors() {
-        for bad in [&b"x open 0\n"[..], b"1 op3n 0\n", b"1 rsp 2 okX", b"1234567890 rsp 0\n"] {
+        for bad in [
+            &b"x open 0\n"[..],
+            b"1 op3n 0\n",
+            b"1 rsp 2 okX",
+            b"1234567890 rsp 0\n",
+        ] {
             let mut src = BytesMut::from(bad);
             assert!(RelpCodec.decode(&mut src).is_err(), "{bad:?}");
         }

@@ -15,7 +15,7 @@
 //! let config = PipelineConfig::builder()
 //!     .writer(Writer::syslog(&syslog))
 //!     .build()?;
-//! let pipeline = kakashi::SyncPipeline::start(config)?;
+//! let (pipeline, _guard) = kakashi::SyncPipeline::start(config)?;
 //! info!(pipeline.logger("app"), "order placed"; order_id = 42);
 //! assert_eq!(syslog.stats().accepted, 1);
 //! let stats = syslog.close();
@@ -28,7 +28,7 @@
 //!
 //! [`Writer::syslog`](crate::Writer::syslog) sets the writer's formatter to the writer's
 //! [`SyslogFormatter`], which writes one message per line (everything that could break a line
-//! is escaped). The writer's front is a [`SyncWrite`](crate::write::SyncWrite): it splits what
+//! is escaped). The writer's front is a [`SyncWrite`]: it splits what
 //! the pipeline hands it at `\n`, so that each record is one message, and puts the messages
 //! into a bounded in-memory backlog — no I/O and no waiting on the caller's side. A dedicated
 //! thread runs its own `current_thread` tokio runtime that owns the connection, reconnects
@@ -60,7 +60,7 @@
 //! pipeline counts a line as written when the backlog takes it; the writer's own
 //! [`SyslogStats`] say what became of it afterwards.
 //!
-//! [`SyncWrite::flush`](crate::write::SyncWrite::flush) — which the pipeline's flushes call —
+//! [`SyncWrite::flush`] — which the pipeline's flushes call —
 //! waits until every message accepted before it is delivered (on RELP: acknowledged), at most
 //! [`flush_timeout`](SyslogBuilder::flush_timeout). Closing (the last handle and the pipeline
 //! dropped, or [`SyslogWriter::close`]) sends what is left until
@@ -303,7 +303,9 @@ impl SyslogBuilder {
             )));
         }
         if self.backlog_bytes == 0 {
-            return Err(Error::config(format!("{name}: backlog_bytes must not be 0")));
+            return Err(Error::config(format!(
+                "{name}: backlog_bytes must not be 0"
+            )));
         }
         if self.relp_window == 0 {
             return Err(Error::config(format!("{name}: relp_window must not be 0")));

@@ -189,7 +189,7 @@ where
             sent += 1;
             bytes += message.bytes.len();
         }
-        shared.failing.store(false, Relaxed);
+        shared.delivered_after_failures();
         shared.finish(sent, 0, bytes);
     }
 }
@@ -217,7 +217,7 @@ async fn udp(shared: &Shared, settings: &Settings, addr: &str) -> Result<Ended, 
             return Err(());
         }
     };
-    shared.connected();
+    shared.connected(false);
     let socket = &socket;
     datagrams(shared, settings, |d| async move { socket.send(&d).await }).await
 }
@@ -231,7 +231,7 @@ async fn unix_datagram(shared: &Shared, settings: &Settings, path: &PathBuf) -> 
             return Err(());
         }
     };
-    shared.connected();
+    shared.connected(false);
     let socket = &socket;
     datagrams(shared, settings, |d| async move { socket.send(&d).await }).await
 }
@@ -300,7 +300,7 @@ async fn tcp(
     backoff: &mut Duration,
 ) -> Result<Ended, ()> {
     let stream = connect(shared, settings, addr).await.ok_or(())?;
-    shared.connected();
+    shared.connected(true);
     *backoff = settings.reconnect_min;
     let (mut read, write) = stream.into_split();
     let mut out = FramedWrite::new(write, OctetCounting);
@@ -448,17 +448,26 @@ async fn relp(
             return Err(());
         }
     }
-    shared.connected();
+    shared.connected(true);
     *backoff = settings.reconnect_min;
     let mut txnr = 1;
     let mut unacked: VecDeque<(u32, Message)> = VecDeque::new();
-    let result = relp_session(shared, settings, &mut input, &mut out, &mut txnr, &mut unacked).await;
+    let result = relp_session(
+        shared,
+        settings,
+        &mut input,
+        &mut out,
+        &mut txnr,
+        &mut unacked,
+    )
+    .await;
     match result {
         Ok(()) => {
             // Closing: `close`, and its answer (briefly).
             txnr = next_txnr(txnr);
             let close = async {
-                out.send(RelpFrame::new(txnr, "close", Bytes::new())).await?;
+                out.send(RelpFrame::new(txnr, "close", Bytes::new()))
+                    .await?;
                 let _ = input.next().await;
                 io::Result::Ok(())
             };
@@ -505,9 +514,7 @@ async fn relp_session(
             }
             // Answers keep coming while the flush waits: read them so that neither side
             // stalls on a full buffer.
-            let mut flush = std::pin::pin!(async {
-                out.flush().await
-            });
+            let mut flush = std::pin::pin!(async { out.flush().await });
             loop {
                 tokio::select! {
                     result = &mut flush => { result?; break; }

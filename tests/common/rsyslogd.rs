@@ -63,9 +63,9 @@ impl Rsyslogd {
         let modules = module_dir();
         let work = dir.path().display().to_string();
         let action = match output {
-            Output::File => format!(
-                "action(type=\"omfile\" file=\"{work}/out.log\" template=\"parsed\")"
-            ),
+            Output::File => {
+                format!("action(type=\"omfile\" file=\"{work}/out.log\" template=\"parsed\")")
+            }
             // An in-memory action queue that retries for ever: the relay keeps messages
             // while the central collector is away.
             Output::RelpTo(port) => format!(
