@@ -218,9 +218,7 @@ impl Shared {
 
 /// Runs `f` on a new thread and waits for it without blocking the runtime (works on any
 /// executor, and with no runtime driver).
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("kakashi-close".into())
