@@ -249,6 +249,44 @@ fn relp_bulk_records_arrive_field_by_field() {
 }
 
 #[test]
+fn unix_datagram_records_arrive_in_the_rfc3164_form() {
+    let n = 2_000;
+    let daemon = Rsyslogd::start(Output::File);
+    let reports = Reports::default();
+    let syslog = builder(Transport::unix_datagram(daemon.unix_socket()), &reports)
+        .build()
+        .unwrap();
+    let fallback = MemoryWriter::new();
+    let (stats, _) = send_bulk(&syslog, &fallback, n);
+    assert_eq!((stats.accepted, stats.delivered), (n, n), "{stats:?}");
+    assert_eq!(stats.loss, Some(LossReporting::Unknown));
+    let records = daemon.wait_for(APP, n as usize, Duration::from_secs(60));
+    assert_eq!(records.len() as u64, n);
+    let mut seqs = Vec::new();
+    for r in &records {
+        assert_eq!(r["pri"], PRI_INFO, "{r}");
+        assert_eq!(r["procid"], PROCID, "{r}");
+        // rsyslog keeps the space after an RFC 3164 tag's colon in MSG.
+        let msg = r["msg"].as_str().unwrap().strip_prefix(' ').unwrap();
+        let seq: u64 = msg
+            .strip_prefix("record ")
+            .and_then(|m| m.split(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{r}"));
+        assert_eq!(
+            msg,
+            format!(
+                "record {seq} done seq={seq} user=\"u x\" request_id=req-{}",
+                seq % 13
+            )
+        );
+        seqs.push(seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>());
+}
+
+#[test]
 fn relay_forwards_over_relp_to_the_central_collector() {
     let n = 10_000;
     let central = Rsyslogd::start(Output::File);

@@ -97,6 +97,8 @@ template(name="parsed" type="list" option.jsonf="on") {{
 input(type="imtcp" address="127.0.0.1" port="{tcp}")
 input(type="imudp" address="127.0.0.1" port="{udp}" rcvbufSize="16m")
 input(type="imrelp" address="127.0.0.1" port="{relp}")
+module(load="{modules}/imuxsock.so" SysSock.Use="off")
+input(type="imuxsock" Socket="{work}/log" RateLimit.Interval="0")
 {action}
 "#
         );
@@ -153,6 +155,11 @@ input(type="imrelp" address="127.0.0.1" port="{relp}")
             }
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// The daemon's Unix datagram socket (like `/dev/log`).
+    pub fn unix_socket(&self) -> PathBuf {
+        self.dir.file("log")
     }
 
     /// SIGKILL: the daemon dies at once, with whatever it holds in memory.
