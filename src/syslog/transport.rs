@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -518,7 +518,7 @@ async fn relp_session(
             loop {
                 tokio::select! {
                     result = &mut flush => { result?; break; }
-                    frame = input.next() => handle_answer(shared, frame, unacked)?,
+                    frame = input.next() => handle_answers(shared, frame, input, unacked)?,
                 }
             }
             continue;
@@ -527,10 +527,42 @@ async fn relp_session(
             return Ok(());
         }
         tokio::select! {
-            frame = input.next() => handle_answer(shared, frame, unacked)?,
+            frame = input.next() => handle_answers(shared, frame, input, unacked)?,
             _ = tokio::time::timeout(Duration::from_millis(50), notified) => {}
         }
     }
+}
+
+/// Answers finished since the last report to the backlog.
+#[derive(Default)]
+struct Answered {
+    delivered: u64,
+    rejected: u64,
+    bytes: usize,
+}
+
+/// Handles `first` and every further frame already readable, then tells the backlog once.
+fn handle_answers(
+    shared: &Shared,
+    first: Option<io::Result<RelpFrame>>,
+    input: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, RelpCodec>,
+    unacked: &mut VecDeque<(u32, Message)>,
+) -> io::Result<()> {
+    let mut answered = Answered::default();
+    let mut frame = first;
+    let result = loop {
+        if let Err(e) = handle_answer(shared, frame, unacked, &mut answered) {
+            break Err(e);
+        }
+        match input.next().now_or_never() {
+            Some(next) => frame = next,
+            None => break Ok(()),
+        }
+    };
+    if answered.delivered + answered.rejected > 0 {
+        shared.finish(answered.delivered, answered.rejected, answered.bytes);
+    }
+    result
 }
 
 /// Handles one frame from the server: an answer to a message, or `serverclose`.
@@ -538,6 +570,7 @@ fn handle_answer(
     shared: &Shared,
     frame: Option<io::Result<RelpFrame>>,
     unacked: &mut VecDeque<(u32, Message)>,
+    answered: &mut Answered,
 ) -> io::Result<()> {
     let frame = match frame {
         Some(Ok(f)) => f,
@@ -558,6 +591,7 @@ fn handle_answer(
     if &frame.command[..] != b"rsp" {
         return Ok(());
     }
+    // Answers come in order, so the match is nearly always the first.
     let Some(index) = unacked.iter().position(|(t, _)| *t == frame.txnr) else {
         // An answer to nothing we wait for (a duplicate): ignore it.
         return Ok(());
@@ -565,10 +599,11 @@ fn handle_answer(
     let Some((_, message)) = unacked.remove(index) else {
         return Ok(());
     };
+    answered.bytes += message.bytes.len();
     if frame.is_ok_response() {
-        shared.finish(1, 0, message.bytes.len());
+        answered.delivered += 1;
     } else {
-        shared.finish(0, 1, message.bytes.len());
+        answered.rejected += 1;
         shared.report(SyslogError::Rejected {
             writer: shared.name.clone(),
             response: String::from_utf8_lossy(&frame.data).into_owned(),
