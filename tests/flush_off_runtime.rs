@@ -86,3 +86,53 @@ async fn slow_flush_fault_injection_worker_end_leaves_the_runtime_running() {
     assert!(ticks >= 20, "the runtime was blocked: {ticks} ticks");
     assert_eq!(writer.lines.lines().len(), 1);
 }
+
+/// Fault injection: a flush that takes far longer than the pipeline's teardown deadline.
+#[derive(Debug, Default)]
+struct StuckFlush(MemoryWriter);
+
+impl SyncWrite for StuckFlush {
+    fn write_lines(&self, lines: &[u8]) -> io::Result<()> {
+        self.0.write_lines(lines)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        std::thread::sleep(Duration::from_secs(3));
+        Ok(())
+    }
+}
+
+fn stuck_config() -> PipelineConfig {
+    PipelineConfig::builder()
+        .writer(Writer::sync(Arc::new(StuckFlush::default())))
+        .drop_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn stuck_flush_fault_injection_sync_teardown_keeps_its_deadline() {
+    let (pipeline, guard) = kakashi::SyncPipeline::start(stuck_config()).unwrap();
+    info!(pipeline.logger("t"), "one");
+    let started = std::time::Instant::now();
+    assert!(pipeline.flush_blocking(Duration::from_millis(300)));
+    let stats = guard.close();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert_eq!(stats.written, 1);
+}
+
+#[test]
+fn stuck_flush_fault_injection_async_teardown_keeps_its_deadline() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (pipeline, guard) = runtime
+        .block_on(async { AsyncPipeline::start(stuck_config()) })
+        .unwrap();
+    info!(pipeline.logger("t"), "one");
+    let started = std::time::Instant::now();
+    assert!(pipeline.flush_blocking(Duration::from_millis(300)));
+    drop(guard);
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert_eq!(pipeline.stats().written, 1);
+}
