@@ -9,7 +9,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use kakashi::syslog::{RelpCodec, RelpFrame, SyslogError, SyslogWriter, Transport};
-use kakashi::write::SyncWrite;
 use tokio::net::TcpListener;
 use tokio_util::codec::Framed;
 
