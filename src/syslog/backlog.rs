@@ -53,7 +53,9 @@ pub struct SyslogStats {
     pub maybe_lost: u64,
     /// Datagrams cut to the size limit (they end in `[truncated]`).
     pub truncated: u64,
-    /// RELP: messages the collector answered with an error status (not sent again).
+    /// Messages that can never go, counted and reported rather than retried: RELP messages
+    /// the collector answered with an error status, and datagrams the socket refused for
+    /// their size.
     pub rejected: u64,
     /// Messages still in the backlog when the writer was closed and its deadline passed.
     pub abandoned: u64,
@@ -94,7 +96,8 @@ pub enum SyslogError {
         /// the unacknowledged ones; TCP: those the kernel had not taken).
         requeued: u64,
     },
-    /// The collector answered a RELP message with an error status.
+    /// The collector answered a RELP message with an error status, or the socket refused a
+    /// datagram for its size; the message is not sent again.
     Rejected {
         /// The writer.
         writer: String,

@@ -302,6 +302,11 @@ impl SyslogBuilder {
                 TRUNCATION_MARKER.len()
             )));
         }
+        if matches!(endpoint, Endpoint::Udp(_)) && datagram_limit > 65_507 {
+            return Err(Error::config(format!(
+                "{name}: datagram_limit {datagram_limit} exceeds UDP's 65507 bytes"
+            )));
+        }
         if self.backlog_bytes == 0 {
             return Err(Error::config(format!(
                 "{name}: backlog_bytes must not be 0"

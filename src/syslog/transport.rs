@@ -65,7 +65,16 @@ pub(crate) fn spawn(
                 .enable_all()
                 .build();
             match runtime {
-                Ok(runtime) => runtime.block_on(run(&shared, &settings)),
+                Ok(runtime) => {
+                    // A bug here must still end in the accounting below, not in a flush that
+                    // waits for a thread that is gone.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        runtime.block_on(run(&shared, &settings));
+                    }));
+                    if ran.is_err() {
+                        shared.connect_failed(io::Error::other("the transport thread panicked"));
+                    }
+                }
                 Err(error) => shared.connect_failed(error),
             }
             let abandoned = shared.abandon_all();
@@ -176,7 +185,22 @@ where
                 }
                 None => message.bytes.clone(),
             };
-            if let Err(error) = send(datagram).await {
+            let result = send(datagram).await;
+            if let Err(error) = result.as_ref().map(|_| ()) {
+                if is_message_error(error) {
+                    // This datagram can never go (too large for the socket): count it and go
+                    // on with the next rather than retry it for ever.
+                    shared.finish(sent, 1, bytes + message.bytes.len());
+                    sent = 0;
+                    bytes = 0;
+                    shared.report(SyslogError::Rejected {
+                        writer: shared.name.clone(),
+                        response: format!("the socket refused a datagram: {error}"),
+                    });
+                    continue;
+                }
+            }
+            if let Err(error) = result {
                 shared.finish(sent, 0, bytes);
                 // Not counted as truncated twice when sent again.
                 if message.bytes.len() > settings.datagram_limit {
@@ -192,6 +216,12 @@ where
         shared.delivered_after_failures();
         shared.finish(sent, 0, bytes);
     }
+}
+
+/// Errors that are about one datagram (its size), not about the destination.
+fn is_message_error(error: &io::Error) -> bool {
+    // EMSGSIZE on Linux and the BSDs.
+    error.kind() == io::ErrorKind::InvalidInput || matches!(error.raw_os_error(), Some(90 | 40))
 }
 
 async fn udp(shared: &Shared, settings: &Settings, addr: &str) -> Result<Ended, ()> {
