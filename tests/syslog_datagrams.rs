@@ -7,7 +7,6 @@ mod common;
 use std::time::Duration;
 
 use kakashi::syslog::{SyslogWriter, Transport, TRUNCATION_MARKER};
-use kakashi::write::SyncWrite;
 
 #[test]
 fn udp_sends_one_datagram_per_line_and_cuts_long_ones_with_the_marker() {
