@@ -361,8 +361,10 @@ impl SyslogBuilder {
 }
 
 /// A syslog destination: a bounded backlog in front of a transport thread. Cheap to clone;
-/// the transport closes (within its close timeout) when the last clone and the pipelines
-/// using it are dropped, or at [`SyslogWriter::close`].
+/// the transport closes when the last clone and the pipelines using it are dropped, or at
+/// [`SyslogWriter::close`]. Either waits, on the thread that drops or calls it, at most the
+/// close timeout (2 s by default) while the transport sends what is left; in async code,
+/// call `close` from `spawn_blocking` to keep that wait off the runtime.
 ///
 /// Add it to a pipeline with [`Writer::syslog`](crate::Writer::syslog); see the
 /// [module docs](self).
