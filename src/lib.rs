@@ -105,6 +105,8 @@
 //! stdout, stderr, files (`O_APPEND`, parent directories created), in-memory
 //! ([`write::MemoryWriter`]), any [`write::SyncWrite`], and any `AsyncWrite` such as a
 //! `TcpStream` or `UnixStream` ([`Writer::async_writer`]).
+//! With the `syslog` feature, `Writer::syslog` sends each record as one RFC 5424 message to a
+//! collector over UDP, TCP, RELP or a Unix datagram socket ([module docs](crate::syslog)).
 //!
 //! ## Integrations
 //!
