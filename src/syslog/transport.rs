@@ -186,7 +186,7 @@ where
                 None => message.bytes.clone(),
             };
             let result = send(datagram).await;
-            if let Err(error) = result.as_ref().map(|_| ()) {
+            if let Err(error) = &result {
                 if is_message_error(error) {
                     // This datagram can never go (too large for the socket): count it and go
                     // on with the next rather than retry it for ever.
