@@ -305,6 +305,42 @@ fn relay_forwards_over_relp_to_the_central_collector() {
     assert_eq!(seqs, (0..n).collect::<Vec<_>>());
 }
 
+#[test]
+fn relay_chain_delivers_everything_when_the_central_collector_is_killed_and_restarted() {
+    let n = 10_000;
+    let mut central = Rsyslogd::start(Output::File);
+    let relay = Rsyslogd::start(Output::RelpTo(central.relp));
+    let reports = Reports::default();
+    let syslog = builder(transport(Kind::Relp, &relay), &reports)
+        .build()
+        .unwrap();
+    let fallback = MemoryWriter::new();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (pipeline, guard) = AsyncPipeline::start(config(&syslog, &fallback)).unwrap();
+        for seq in 0..n {
+            log_record(&pipeline, seq);
+            if seq % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            if seq == n / 2 {
+                central.kill9();
+            }
+        }
+        pipeline.flush().await;
+        let _ = guard.shutdown().await;
+    });
+    // kakashi's messages are all with the relay, which holds them in its action queue while
+    // the central collector is away.
+    assert_eq!(syslog.stats().delivered, n);
+    central.restart();
+    let records = central.wait_for(APP, n as usize, Duration::from_secs(120));
+    let mut seqs: Vec<u64> = records.iter().map(check_record).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "lost in the chain");
+}
+
 /// Sends `n` records at a steady pace while another thread SIGKILLs the collector a third of
 /// the way through and restarts it 300 ms later. Returns how often each record arrived, the
 /// counters and the error hook's reports.
