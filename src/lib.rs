@@ -107,6 +107,8 @@
 //! stdout, stderr, files (`O_APPEND`, parent directories created), in-memory
 //! ([`write::MemoryWriter`]), any [`write::SyncWrite`], and any `AsyncWrite` such as a
 //! `TcpStream` or `UnixStream` ([`Writer::async_writer`]).
+//! With the `syslog` feature, `Writer::syslog` sends each record as one RFC 5424 message to a
+//! collector over UDP, TCP, RELP or a Unix datagram socket ([module docs](crate::syslog)).
 //!
 //! Rolling files ([`write::rolling::RollingFile`], [`Writer::rolling`]) rotate by size and
 //! time, keep a bounded number, age or size of files, compress them off the logging path,
@@ -160,6 +162,7 @@
 //! | `gzip` | gzip compression of rotated [rolling files](write::rolling) |
 //! | `sighup` | [rolling files](write::rolling) reopen on SIGHUP (unix) |
 //! | `log` | a `log::Log` bridge writing `log` records (with their key-values) through kakashi ([module docs](mod@crate::log)) |
+//! | `syslog` | a syslog writer: RFC 5424 over UDP, TCP and RELP, RFC 3164 to `/dev/log`, with a bounded backlog and reconnects ([module docs](crate::syslog)) |
 //!
 //! ## Minimum Rust version
 //!
@@ -196,6 +199,10 @@ pub mod tracing;
 #[cfg(feature = "log")]
 #[cfg_attr(docsrs, doc(cfg(feature = "log")))]
 pub mod log;
+
+#[cfg(feature = "syslog")]
+#[cfg_attr(docsrs, doc(cfg(feature = "syslog")))]
+pub mod syslog;
 
 pub use context::{LogContext, WithLogContext};
 pub use error::{Error, ErrorKind};

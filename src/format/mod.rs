@@ -57,8 +57,8 @@
 mod console;
 pub(crate) mod escape;
 mod json;
-mod keys;
-mod logfmt;
+pub(crate) mod keys;
+pub(crate) mod logfmt;
 pub(crate) mod redact;
 
 use std::cell::Cell;

@@ -96,7 +96,7 @@ impl Shared {
         let started = Instant::now();
         let deadline = started + timeout;
         let Some(queue) = &self.queue else {
-            self.flush_writers();
+            self.flush_writers_until(deadline);
             return true;
         };
         if goal == Goal::Close {
@@ -104,7 +104,7 @@ impl Shared {
         }
         let target = queue.ring.tail();
         if self.settled(goal, target) && sync::lock(&queue.consumer).is_clear() {
-            self.flush_writers();
+            self.flush_writers_until(deadline);
             self.release_if_closed();
             return true;
         }
@@ -143,6 +143,34 @@ impl Shared {
         met
     }
 
+    /// [`Shared::flush_writers`] on a helper thread, waited for until `deadline`: a writer's
+    /// flush may wait (a syslog writer waits for its collector), and a teardown's deadline
+    /// must hold all the same. Returns false if the deadline passed first.
+    fn flush_writers_until(self: &Arc<Self>, deadline: Instant) -> bool {
+        if line::consuming() {
+            // Called from inside a writer: no helper, no waiting on ourselves.
+            self.flush_writers();
+            return true;
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let shared = Arc::clone(self);
+        let helper = std::thread::Builder::new()
+            .name("kakashi-flush".into())
+            .spawn(move || {
+                shared.flush_writers();
+                let _ = done_tx.send(());
+            });
+        match helper {
+            Ok(_) => done_rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_ok(),
+            Err(_) => {
+                self.flush_writers();
+                true
+            }
+        }
+    }
+
     /// Once a closed queue is drained, lets go of the async destinations (a peer sees the end
     /// of its stream). Skipped while another party holds the consumer role: whoever ends the
     /// worker or the next close does it.
@@ -164,7 +192,7 @@ impl Shared {
     /// finished.
     async fn flush_async(self: &Arc<Self>) {
         let Some(queue) = &self.queue else {
-            self.flush_writers();
+            self.flush_writers_off_runtime().await;
             return;
         };
         let target = queue.ring.tail();
@@ -189,7 +217,18 @@ impl Shared {
                 notified.await;
             }
         }
-        self.flush_writers();
+        self.flush_writers_off_runtime().await;
+    }
+
+    /// [`Shared::flush_writers`] on a helper thread: a writer's flush may wait (a syslog
+    /// writer waits for its collector's acknowledgements), and must not hold up the runtime's
+    /// thread meanwhile.
+    pub(crate) async fn flush_writers_off_runtime(self: &Arc<Self>) {
+        let shared = Arc::clone(self);
+        if blocking(move || shared.flush_writers()).await.is_none() {
+            // No thread to be had: flush here.
+            self.flush_writers();
+        }
     }
 
     /// Closes the queue and waits (at most `timeout`) until it is drained, without blocking

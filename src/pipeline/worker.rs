@@ -121,7 +121,7 @@ impl Worker {
         }
         self.finished = true;
         queue.worker_running.store(false, Ordering::Release);
-        shared.flush_writers();
+        shared.flush_writers_off_runtime().await;
         shared.release_if_closed();
         shared.progress_made();
     }

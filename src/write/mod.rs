@@ -11,6 +11,7 @@
 //! | [`Writer::memory`] | the in-memory buffer | the in-memory buffer |
 //! | [`Writer::sync`] | your [`SyncWrite`] | your [`SyncWrite`] |
 //! | [`Writer::async_writer`] | your `AsyncWrite` (TCP, Unix socket, …) | its sync twin if given, else the fallback writer |
+//! | `Writer::syslog` (feature `syslog`) | the syslog writer's backlog (no I/O; its own thread sends over UDP, TCP, RELP or a Unix socket) | the same |
 //!
 //! Lines are written whole: a batch only ever holds complete lines, and one party at a time
 //! (the consumer role) writes a destination's queued lines. When a destination takes only part
@@ -260,6 +261,28 @@ impl Writer {
             twin: None,
             name: Arc::from(name),
         })
+    }
+
+    /// A [syslog writer](crate::syslog), with its [`SyslogFormatter`](crate::syslog::SyslogFormatter)
+    /// as this writer's formatter: each record becomes one syslog message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kakashi::syslog::{SyslogWriter, Transport};
+    /// use kakashi::{PipelineConfig, Writer};
+    ///
+    /// # fn main() -> Result<(), kakashi::Error> {
+    /// let syslog = SyslogWriter::builder(Transport::tcp("127.0.0.1:514")).build()?;
+    /// let config = PipelineConfig::builder().writer(Writer::syslog(&syslog)).build()?;
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "syslog")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "syslog")))]
+    pub fn syslog(writer: &crate::syslog::SyslogWriter) -> Self {
+        Writer::sync(writer.sync_writer()).formatter_arc(writer.formatter_arc())
     }
 
     /// Sets the synchronous writer for an [`async_writer`](Writer::async_writer)'s destination.
