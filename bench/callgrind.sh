@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 cargo build --release -p kakashi-bench --bin peers >/dev/null
-bin="$PWD/target/release/peers"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/peers"
 contenders=("$@")
 [ ${#contenders[@]} -gt 0 ] || contenders=(kakashi tracing-lossless baseline)
 n1=20000

@@ -45,7 +45,9 @@
 //!
 //! Each child run is repeated `PEERS_RUNS` times (default 5), interleaved across contenders;
 //! the tables show the median of each figure over the runs, and the ratio of that median to
-//! tracing-appender lossless. `PEERS_RECORDS` sets N (default 200,000).
+//! tracing-appender lossless. `PEERS_RECORDS` sets N (default 200,000). `PEERS_CONTENDERS` and
+//! `PEERS_SCENARIOS` (comma-separated keys, such as `kakashi,tracing-lossless` and
+//! `threads-1,threads-2`) run only those; the other rows of the tables say `n/a`.
 //!
 //! ```text
 //! cargo run --release -p kakashi-bench --bin peers
@@ -867,6 +869,28 @@ fn env_number(name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
+/// The items named in the comma-separated list in variable `name`, or all of them when it is
+/// unset.
+fn env_choice<T: Copy, K: AsRef<str>>(
+    name: &str,
+    all: &[T],
+    key: impl Fn(&T) -> K,
+) -> Result<Vec<T>, String> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(all.to_vec());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            all.iter()
+                .find(|item| key(item).as_ref() == word)
+                .copied()
+                .ok_or_else(|| format!("{name}: unknown key {word:?}"))
+        })
+        .collect()
+}
+
 fn median(mut values: Vec<f64>) -> Option<f64> {
     if values.is_empty() {
         return None;
@@ -1288,11 +1312,13 @@ fn parent() -> Result<(), String> {
         runs: HashMap::new(),
         failures: Vec::new(),
     };
-    let total = runs as usize * Scenario::ALL.len() * Contender::ALL.len();
+    let contenders = env_choice("PEERS_CONTENDERS", &Contender::ALL, |c| c.key())?;
+    let scenarios = env_choice("PEERS_SCENARIOS", &Scenario::ALL, |s| s.key())?;
+    let total = runs as usize * scenarios.len() * contenders.len();
     let mut done = 0;
     for run in 1..=runs {
-        for scenario in Scenario::ALL {
-            for contender in Contender::ALL {
+        for &scenario in &scenarios {
+            for &contender in &contenders {
                 done += 1;
                 let started = Instant::now();
                 let outcome = run_child(&exe, &scratch.0, contender, scenario, records);
