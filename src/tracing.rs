@@ -307,10 +307,14 @@ fn has_key(fields: &[Field<'_>], key: &str) -> bool {
 }
 
 /// `fields`, emptied, as a vector that may be kept beyond the borrows its fields had. The
-/// collection happens in place (same element layout), so the allocation is kept for reuse.
+/// collection happens in place (same element layout), so the allocation is kept for reuse;
+/// the closure never runs (there is nothing left to map).
 fn emptied(mut fields: Vec<Field<'_>>) -> Vec<Field<'static>> {
     fields.clear();
-    fields.into_iter().filter_map(|_| None).collect()
+    fields
+        .into_iter()
+        .map(|_| Field::new("", Value::Null))
+        .collect()
 }
 
 /// The most fields (and spans) whose room a thread keeps between events.
