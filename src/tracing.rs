@@ -409,6 +409,7 @@ enum SlotValue {
 }
 
 impl Slot {
+    #[inline]
     fn field<'a>(&self, text: &'a str) -> Field<'a> {
         match self.value {
             SlotValue::Typed(value) => Field::new(self.key, value),
