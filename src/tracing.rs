@@ -42,12 +42,19 @@
 //! not logged is not created, and its fields are not on the records inside it (`tower_http`'s
 //! `TraceLayer` makes its spans at `DEBUG` by default).
 //!
-//! kakashi's levels change at run time ([`Pipeline::set_min_level`], [`Logger::set_level`],
-//! [`directives::handle`](crate::directives::handle)), so the layer asks on every call rather
-//! than letting `tracing` cache the answer per call site. A disabled event costs that check: a
-//! per-thread lookup of the target's logger by the target's address (no lock, no allocation)
-//! and the logger's cached decision (two or three atomic loads). Like any layer's `enabled`,
-//! the answer holds for the whole subscriber the layer is part of.
+//! The layer gives `tracing` the same answer per call site when the call site registers
+//! ([`Interest`] `always` or `never`), which `tracing` keeps: an enabled event is not asked
+//! about again, and a disabled one costs the call site's cached interest check. kakashi's
+//! levels change at run time ([`Pipeline::set_min_level`], [`Logger::set_level`],
+//! [`directives::handle`](crate::directives::handle), installing the global pipeline), and
+//! each change makes `tracing` ask every call site again
+//! ([`rebuild_interest_cache`](tracing_core::callsite::rebuild_interest_cache), which takes
+//! `tracing`'s registry locks: a level change is not free, a logging call stays lock-free).
+//! When `tracing` still asks per call ([`enabled`](tracing_subscriber::Layer::enabled): another
+//! layer or subscriber wants that, such as an `EnvFilter`), the check is a per-thread lookup
+//! of the target's logger by the target's address (no lock, no allocation) and the logger's
+//! cached decision (two or three atomic loads). Like any layer's answer, it holds for the whole
+//! subscriber the layer is part of.
 //!
 //! # Examples
 //!
@@ -171,6 +178,12 @@ pub fn init() -> Result<(), SetGlobalDefaultError> {
     tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber))
 }
 
+/// Makes `tracing` ask every layer about every call site again (the layer's answer, kept per
+/// call site, follows kakashi's levels): called by each change of a level decision.
+pub(crate) fn levels_changed() {
+    tracing_core::callsite::rebuild_interest_cache();
+}
+
 /// kakashi's level for a `tracing` level.
 fn level_of(level: &tracing_core::Level) -> Level {
     match *level {
@@ -186,10 +199,16 @@ impl<S> tracing_subscriber::Layer<S> for KakashiLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        // Not `always`/`never`: `tracing` would keep that per call site, and kakashi's levels
-        // change at run time. `enabled` answers on each call.
-        Interest::sometimes()
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        // `tracing` keeps this per call site until `levels_changed` has it ask again.
+        if self
+            .destination
+            .enabled(level_of(metadata.level()), metadata.target())
+        {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {

@@ -301,7 +301,7 @@ impl Pipeline {
         Level::from_index(self.shared.min_level.load(Ordering::Relaxed)).unwrap_or(Level::Critical)
     }
 
-    /// Changes the minimum level at runtime (an atomic store; no lock).
+    /// Changes the minimum level at runtime (an atomic store; no lock on the logging path).
     pub fn set_min_level(&self, level: Level) {
         self.shared.min_level.store(level as u8, Ordering::Relaxed);
         // Loggers cache their decision: make them decide again.
