@@ -363,6 +363,7 @@ impl Scratch {
         }
     }
 
+    #[inline]
     fn clear(&mut self) {
         self.text.clear();
         self.slots.clear();
@@ -371,6 +372,7 @@ impl Scratch {
     }
 
     /// Lets go of room that one unusual event made grow.
+    #[inline]
     fn trim(&mut self) {
         if self.text.capacity() > MAX_KEPT_TEXT {
             self.text = String::new();
