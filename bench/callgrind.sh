@@ -8,13 +8,18 @@
 #
 #   bench/callgrind.sh                     # kakashi, tracing-lossless, baseline
 #   bench/callgrind.sh kakashi baseline    # a choice of contenders
+#   PEERS_BIN=/tmp/peers-old bench/callgrind.sh kakashi-tracing   # a binary built earlier
 #
 # Needs valgrind (`apt-get install valgrind`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
-cargo build --release -p kakashi-bench --bin peers >/dev/null
-bin="$PWD/target/release/peers"
+if [ -n "${PEERS_BIN:-}" ]; then
+    bin=$PEERS_BIN # a `peers` binary built earlier (a before/after comparison)
+else
+    cargo build --release -p kakashi-bench --bin peers >/dev/null
+    bin="${CARGO_TARGET_DIR:-$PWD/target}/release/peers"
+fi
 contenders=("$@")
 [ ${#contenders[@]} -gt 0 ] || contenders=(kakashi tracing-lossless baseline)
 n1=20000

@@ -2,9 +2,10 @@
 //! timestamp) through each formatter into a no-op writer, synchronously and through the async
 //! pipeline's hand-off; a record with non-ASCII text in its message and values; a record with
 //! a `Display` field (`%format_args!("{i:016x}")`);
-//! `get_logger` for a name seen before; a disabled call with 20 level directives loaded.
+//! `get_logger` for a name seen before; a disabled call with 20 level directives loaded; with
+//! `--features tracing`, `tracing` events through kakashi's layer (disabled, and enabled).
 //!
-//! Run with `cargo bench --bench record`.
+//! Run with `cargo bench --bench record` (`--features tracing` for the `tracing` ones).
 
 use std::hint::black_box;
 use std::io;
@@ -151,5 +152,37 @@ fn benches(c: &mut Criterion) {
     );
 }
 
-criterion_group!(record, benches);
+/// `tracing` events through kakashi's layer (`--features tracing`): a disabled one, and one
+/// with the five fields into a no-op writer.
+#[cfg(feature = "tracing")]
+fn tracing_benches(c: &mut Criterion) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let config = PipelineConfig::builder()
+        .writer(Writer::sync(Arc::new(NoopWriter)))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = SyncPipeline::start(config).unwrap();
+    let subscriber = tracing_subscriber::registry().with(kakashi::tracing::layer_for(&pipeline));
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    c.bench_function("tracing, disabled event, kakashi layer", |b| {
+        b.iter(|| tracing::debug!(user_id = black_box(42), "never {}", black_box(1)))
+    });
+    let mut i = 0u64;
+    c.bench_function(
+        "tracing, enabled, 5 fields, %hex, kakashi layer, no-op writer",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                tracing::info!(user_id = i, path = "/api/v1/users", status = 200u16,
+                latency_ms = 12.5, trace = %format_args!("{i:016x}"), "request handled");
+            })
+        },
+    );
+}
+
+#[cfg(not(feature = "tracing"))]
+fn tracing_benches(_: &mut Criterion) {}
+
+criterion_group!(record, benches, tracing_benches);
 criterion_main!(record);

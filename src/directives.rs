@@ -218,6 +218,9 @@ fn current() -> &'static Mutex<Option<Arc<Directives>>> {
 /// Invalidates every cached decision (directives changed, or a pipeline's minimum level).
 pub(crate) fn bump_generation() {
     GENERATION.fetch_add(1, Ordering::Release);
+    // `tracing` keeps the `tracing` layer's answer per call site.
+    #[cfg(feature = "tracing")]
+    crate::tracing::levels_changed();
 }
 
 #[inline]

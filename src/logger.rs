@@ -108,10 +108,13 @@ impl Logger {
     }
 
     /// Sets this logger's own level (`None`: follow the pipeline's). An atomic store; every
-    /// clone of the logger sees it.
+    /// clone of the logger sees it. (With the `tracing` feature, `tracing` is also told to
+    /// ask the [`tracing` layer](crate::tracing) about its call sites again.)
     pub fn set_level(&self, level: Option<Level>) {
         let value = level.map_or(INHERIT, |l| l as u8);
         self.inner.level.store(value, Ordering::Relaxed);
+        #[cfg(feature = "tracing")]
+        crate::tracing::levels_changed();
     }
 
     /// Logs a record at `level` with `fields`, made at `location`, without checking the level

@@ -101,6 +101,8 @@ pub struct LogRecord<'a> {
     pub(crate) level: Level,
     pub(crate) logger: &'a str,
     pub(crate) message: fmt::Arguments<'a>,
+    /// The message as one string when a bridge copied it out (see [`LogRecord::message_str`]).
+    pub(crate) message_text: Option<&'a str>,
     pub(crate) fields: &'a [Field<'a>],
     pub(crate) enriched: &'a [Field<'a>],
     pub(crate) context: Option<&'a LogContext>,
@@ -145,6 +147,7 @@ impl<'a> LogRecord<'a> {
             level,
             logger,
             message,
+            message_text: None,
             fields: &[],
             enriched: &[],
             context: None,
@@ -191,6 +194,17 @@ impl<'a> LogRecord<'a> {
     /// The message, not yet formatted.
     pub fn message(&self) -> fmt::Arguments<'a> {
         self.message
+    }
+
+    /// The message when it is one string, which a formatter writes without going through
+    /// `fmt`: a message without arguments (`format_args!("text")`), or the message text of a
+    /// record from the `tracing` bridge. Else `None`: write [`message`](Self::message).
+    #[inline]
+    pub(crate) fn message_str(&self) -> Option<&'a str> {
+        match self.message.as_str() {
+            Some(text) => Some(text),
+            None => self.message_text,
+        }
     }
 
     /// The fields given at the call site.

@@ -17,9 +17,15 @@
 //! | target | logger name |
 //! | the `message` field | message |
 //! | `i64`, `u64`, `i128`, `u128`, `f64`, `bool` and `str` fields | fields of the same type (numbers stay numbers in JSON) |
-//! | other fields (`?value`, `%value`, errors) | [`Value::Debug`] fields, written from the event when the record is formatted; an error with its `source()` chain, joined by `": "` |
+//! | other fields (`?value`, `%value`, errors) | [`Value::Str`] fields: the value written with `Debug` (which is `Display` for `%value`), an error with its `source()` chain, joined by `": "` |
+//! | a field name given twice in one event | as for a native record: the last one is written |
 //! | file, line and module path | the record's [`Location`] |
-//! | the fields of the current span and of its parents | fields after the event's own; one per key, the innermost wins |
+//! | the fields of the current span and of its parents | fields after the event's own; one per key, the event's own and then the innermost span's win |
+//!
+//! `tracing` lends an event's values for the duration of one visit, so the layer visits the
+//! event once and writes each value that is not a number or a boolean (and the message) into
+//! a per-thread buffer, which the record borrows: each `Debug` or `Display` impl runs once,
+//! whatever the number of sinks, and nothing is allocated once the buffer has grown.
 //!
 //! A span's fields are copied (owned) into the span when it is created and when
 //! `Span::record` changes them; entering and leaving a span costs the layer nothing.
@@ -36,12 +42,19 @@
 //! not logged is not created, and its fields are not on the records inside it (`tower_http`'s
 //! `TraceLayer` makes its spans at `DEBUG` by default).
 //!
-//! kakashi's levels change at run time ([`Pipeline::set_min_level`], [`Logger::set_level`],
-//! [`directives::handle`](crate::directives::handle)), so the layer asks on every call rather
-//! than letting `tracing` cache the answer per call site. A disabled event costs that check: a
-//! per-thread lookup of the target's logger by the target's address (no lock, no allocation)
-//! and the logger's cached decision (two or three atomic loads). Like any layer's `enabled`,
-//! the answer holds for the whole subscriber the layer is part of.
+//! The layer gives `tracing` the same answer per call site when the call site registers
+//! ([`Interest`] `always` or `never`), which `tracing` keeps: an enabled event is not asked
+//! about again, and a disabled one costs the call site's cached interest check. kakashi's
+//! levels change at run time ([`Pipeline::set_min_level`], [`Logger::set_level`],
+//! [`directives::handle`](crate::directives::handle), installing the global pipeline), and
+//! each change makes `tracing` ask every call site again
+//! ([`rebuild_interest_cache`](tracing_core::callsite::rebuild_interest_cache), which takes
+//! `tracing`'s registry locks: a level change is not free, a logging call stays lock-free).
+//! When `tracing` still asks per call ([`enabled`](tracing_subscriber::Layer::enabled): another
+//! layer or subscriber wants that, such as an `EnvFilter`), the check is a per-thread lookup
+//! of the target's logger by the target's address (no lock, no allocation) and the logger's
+//! cached decision (two or three atomic loads). Like any layer's answer, it holds for the whole
+//! subscriber the layer is part of.
 //!
 //! # Examples
 //!
@@ -95,16 +108,9 @@ use crate::level::Level;
 use crate::pipeline::Pipeline;
 use crate::record::Location;
 
-use crate::bridge::inline::{Fields, Inline};
 use crate::bridge::target_level::Destination;
 
-/// Inline room for an event's own fields; more go to the heap.
-const EVENT_FIELDS: usize = 16;
-/// Inline room for the spans (with fields) an event is in.
-const SPANS: usize = 8;
-/// Inline room for all of a record's fields.
-const RECORD_FIELDS: usize = 24;
-/// The per-thread buffer for string fields is let go when it grew past this.
+/// The per-thread buffer for an event's text is let go when it grew past this.
 const MAX_KEPT_TEXT: usize = 16 * 1024;
 
 /// A `tracing_subscriber` [`Layer`](tracing_subscriber::Layer) that writes events through a
@@ -172,6 +178,12 @@ pub fn init() -> Result<(), SetGlobalDefaultError> {
     tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(subscriber))
 }
 
+/// Makes `tracing` ask every layer about every call site again (the layer's answer, kept per
+/// call site, follows kakashi's levels): called by each change of a level decision.
+pub(crate) fn levels_changed() {
+    tracing_core::callsite::rebuild_interest_cache();
+}
+
 /// kakashi's level for a `tracing` level.
 fn level_of(level: &tracing_core::Level) -> Level {
     match *level {
@@ -187,10 +199,16 @@ impl<S> tracing_subscriber::Layer<S> for KakashiLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        // Not `always`/`never`: `tracing` would keep that per call site, and kakashi's levels
-        // change at run time. `enabled` answers on each call.
-        Interest::sometimes()
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        // `tracing` keeps this per call site until `levels_changed` has it ask again.
+        if self
+            .destination
+            .enabled(level_of(metadata.level()), metadata.target())
+        {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _: Context<'_, S>) -> bool {
@@ -228,52 +246,58 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        with_text(|text| self.log_event(event, &ctx, text));
+        with_scratch(|scratch| self.log_event(event, &ctx, scratch));
     }
 }
 
 impl KakashiLayer {
-    /// Logs `event`; `text` is an empty buffer for its string fields.
-    fn log_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, text: &mut String)
+    /// Logs `event`, copying what it lends into `scratch` (emptied).
+    fn log_event<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, scratch: &mut Scratch)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let metadata = event.metadata();
-        let mut slots: Inline<Slot<'_, '_>, EVENT_FIELDS> = Inline::new();
-        let mut message = None;
-        event.record(&mut EventVisitor {
-            event,
-            slots: &mut slots,
-            message: &mut message,
+        let Scratch {
             text,
-        });
+            slots,
+            spans,
+            fields,
+        } = scratch;
+        let metadata = event.metadata();
+
+        // One visit: `tracing` lends each value for the duration of one visitor call, so the
+        // values that are not numbers are written into `text` now (once, whatever the number
+        // of sinks), and the record borrows them from there.
+        let mut visitor = EventVisitor {
+            slots,
+            text,
+            message: None,
+        };
+        event.record(&mut visitor);
+        let message = visitor.message;
         let text: &str = text;
 
         // The spans' fields, innermost span first: one reference count each, so that no
-        // span's lock is held while the record is formatted (a `Debug` impl may record into
-        // a span). `event_span` and `parent` rather than `event_scope`, which would look the
-        // event's span up once more.
-        let mut spans: Inline<Arc<SpanValues>, SPANS> = Inline::new();
+        // span's lock is held while the record is formatted (a `Display` impl may record
+        // into a span). `event_span` and `parent` rather than `event_scope`, which would look
+        // the event's span up once more.
         let mut next = ctx.event_span(event);
         while let Some(span) = next {
-            if let Some(fields) = span.extensions().get::<SpanFields>() {
-                spans.push(Arc::clone(&fields.0));
+            if let Some(values) = span.extensions().get::<SpanFields>() {
+                spans.push(Arc::clone(&values.0));
             }
             next = span.parent();
         }
 
-        // One field per key: the event's own first, then the innermost span's.
-        let mut fields: Fields<'_, RECORD_FIELDS> = Fields::new();
-        for slot in slots.iter() {
-            let field = slot.field(text);
-            if !fields.contains(field.key()) {
-                fields.push(field);
-            }
-        }
+        // The event's own fields (a name given twice is left to the formatter's rule, as
+        // for a native record: the last is written), then the spans' that no field before
+        // them has, innermost first. The vector is this thread's, lent for this record: no
+        // allocation once it has grown.
+        let mut record_fields: Vec<Field<'_>> = std::mem::take(fields);
+        record_fields.extend(slots.iter().map(|slot| slot.field(text)));
         for span in spans.iter() {
             for (key, value) in span.iter() {
-                if !fields.contains(key) {
-                    fields.push(Field::new(key, value.as_value()));
+                if !has_key(&record_fields, key) {
+                    record_fields.push(Field::new(key, value.as_value()));
                 }
             }
         }
@@ -285,218 +309,254 @@ impl KakashiLayer {
         );
         let level = level_of(metadata.level());
         let pipeline = self.destination.pipeline();
-        let fields = fields.as_slice();
-        match &message {
-            Some(message) => pipeline.log(
-                level,
-                metadata.target(),
-                format_args!("{message}"),
-                fields,
-                &location,
-            ),
-            None => pipeline.log(
-                level,
-                metadata.target(),
-                format_args!(""),
-                fields,
-                &location,
-            ),
+        let message = message.map_or("", |(start, end)| text.get(start..end).unwrap_or(""));
+        pipeline.log_text(level, metadata.target(), message, &record_fields, &location);
+
+        *fields = emptied(record_fields);
+        // Let the spans go now: a span holding the only reference changes its fields in
+        // place (`Arc::make_mut`), without a copy.
+        spans.clear();
+    }
+}
+
+/// True if one of `fields` is named `key`.
+#[inline]
+fn has_key(fields: &[Field<'_>], key: &str) -> bool {
+    fields.iter().any(|f| f.key() == key)
+}
+
+/// `fields`, emptied, as a vector that may be kept beyond the borrows its fields had. The
+/// collection happens in place (same element layout), so the allocation is kept for reuse;
+/// the closure never runs (there is nothing left to map).
+fn emptied(mut fields: Vec<Field<'_>>) -> Vec<Field<'static>> {
+    fields.clear();
+    fields
+        .into_iter()
+        .map(|_| Field::new("", Value::Null))
+        .collect()
+}
+
+/// The most fields (and spans) whose room a thread keeps between events.
+const MAX_KEPT_FIELDS: usize = 256;
+
+/// A thread's reusable room for the event being logged: what the event lends (its string,
+/// `Debug` and `Display` values, its message), its fields, and the spans' fields.
+#[derive(Default)]
+struct Scratch {
+    /// The event's string values, one after the other; [`Slot`]s and the message point in.
+    text: String,
+    /// The event's own fields, in order.
+    slots: Vec<Slot>,
+    /// The fields of the spans the event is in, innermost first.
+    spans: Vec<Arc<SpanValues>>,
+    /// The record's fields; empty between events.
+    fields: Vec<Field<'static>>,
+}
+
+impl Scratch {
+    const fn new() -> Self {
+        Scratch {
+            text: String::new(),
+            slots: Vec::new(),
+            spans: Vec::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        self.text.clear();
+        self.slots.clear();
+        self.spans.clear();
+        self.fields.clear();
+    }
+
+    /// Lets go of room that one unusual event made grow.
+    #[inline]
+    fn trim(&mut self) {
+        if self.text.capacity() > MAX_KEPT_TEXT {
+            self.text = String::new();
+        }
+        if self.slots.capacity() > MAX_KEPT_FIELDS {
+            self.slots = Vec::new();
+        }
+        if self.spans.capacity() > MAX_KEPT_FIELDS {
+            self.spans = Vec::new();
+        }
+        if self.fields.capacity() > MAX_KEPT_FIELDS {
+            self.fields = Vec::new();
         }
     }
 }
 
-/// Calls `f` with this thread's (emptied) buffer for string fields, or with a new one when
-/// it is in use (an event logged while another is formatted) or gone (thread exit).
-fn with_text(f: impl FnOnce(&mut String)) {
+/// Calls `f` with this thread's (emptied) [`Scratch`], or with a new one when it is in use
+/// (an event logged while another is visited or formatted) or gone (thread exit).
+fn with_scratch(f: impl FnOnce(&mut Scratch)) {
     thread_local! {
-        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+        static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
     }
     let mut f = Some(f);
-    let _ = TEXT.try_with(|cell| {
-        let Ok(mut text) = cell.try_borrow_mut() else {
+    let _ = SCRATCH.try_with(|cell| {
+        let Ok(mut scratch) = cell.try_borrow_mut() else {
             return;
         };
         let Some(f) = f.take() else {
             return;
         };
-        text.clear();
-        f(&mut text);
-        if text.capacity() > MAX_KEPT_TEXT {
-            *text = String::new();
-        }
+        scratch.clear();
+        f(&mut scratch);
+        scratch.trim();
     });
     if let Some(f) = f.take() {
-        f(&mut String::new());
+        f(&mut Scratch::default());
     }
 }
 
-/// One of an event's fields, as the first pass over the event found it.
+/// One of an event's own fields, as the visit found it.
 #[derive(Clone, Copy)]
-enum Slot<'e, 'v> {
+struct Slot {
+    key: &'static str,
+    value: SlotValue,
+}
+
+#[derive(Clone, Copy)]
+enum SlotValue {
     /// A number or a boolean.
-    Typed(&'static str, Value<'static>),
-    /// A string, copied into the text buffer at `start..end`.
-    Str(&'static str, usize, usize),
-    /// Any other value: written from the event when the record is formatted.
-    Lazy(LazyField<'e, 'v>),
+    Typed(Value<'static>),
+    /// Text written into the scratch text at `start..end`: a string, or a value written
+    /// with `Debug` (`?value`, `%value`, which `tracing` gives as `Debug`), or an error and
+    /// its sources.
+    Text(usize, usize),
 }
 
-impl Slot<'_, '_> {
-    fn field<'a>(&'a self, text: &'a str) -> Field<'a> {
-        match self {
-            Slot::Typed(key, value) => Field::new(key, *value),
-            Slot::Str(key, start, end) => {
-                Field::new(key, Value::Str(text.get(*start..*end).unwrap_or("")))
+impl Slot {
+    #[inline]
+    fn field<'a>(&self, text: &'a str) -> Field<'a> {
+        match self.value {
+            SlotValue::Typed(value) => Field::new(self.key, value),
+            SlotValue::Text(start, end) => {
+                Field::new(self.key, Value::Str(text.get(start..end).unwrap_or("")))
             }
-            Slot::Lazy(lazy) => Field::new(lazy.name, Value::Debug(lazy)),
         }
     }
 }
 
-/// The first pass over an event: typed values and strings are taken, the rest is left in the
-/// event for [`LazyField`].
-struct EventVisitor<'e, 'v, 'b> {
-    event: &'e Event<'v>,
-    slots: &'b mut Inline<Slot<'e, 'v>, EVENT_FIELDS>,
-    message: &'b mut Option<LazyField<'e, 'v>>,
+/// The visit of an event: numbers and booleans are taken as they are, everything else is
+/// written into the text buffer (strings as they are, errors with their `source()` chain,
+/// other values with `Debug`, as `tracing` writes them).
+struct EventVisitor<'b> {
+    slots: &'b mut Vec<Slot>,
     text: &'b mut String,
+    /// Where the message is in `text`.
+    message: Option<(usize, usize)>,
 }
 
-impl EventVisitor<'_, '_, '_> {
-    fn typed(&mut self, field: &TracingField, value: Value<'static>) {
+impl EventVisitor<'_> {
+    /// A number or a boolean; the message is written with `Debug` instead.
+    fn typed(&mut self, field: &TracingField, value: Value<'static>, debug: &dyn fmt::Debug) {
         if field.name() == "message" {
-            self.lazy(field);
+            self.record_debug(field, debug);
         } else {
-            self.slots.push(Slot::Typed(field.name(), value));
+            self.slots.push(Slot {
+                key: field.name(),
+                value: SlotValue::Typed(value),
+            });
         }
     }
 
-    fn lazy(&mut self, field: &TracingField) {
-        let lazy = LazyField {
-            event: self.event,
-            name: field.name(),
-            index: field.index(),
-        };
-        if lazy.name == "message" {
-            *self.message = Some(lazy);
+    /// Writes a value with `write` into the text buffer and keeps it as the field's.
+    fn text(&mut self, field: &TracingField, write: impl FnOnce(&mut String) -> fmt::Result) {
+        use std::fmt::Write as _;
+
+        let start = self.text.len();
+        if write(self.text).is_err() {
+            // As the formatters write a value whose `Display` failed.
+            let _ = self.text.write_str("<formatting error>");
+        }
+        let end = self.text.len();
+        if field.name() == "message" {
+            self.message = Some((start, end));
         } else {
-            self.slots.push(Slot::Lazy(lazy));
+            self.slots.push(Slot {
+                key: field.name(),
+                value: SlotValue::Text(start, end),
+            });
         }
     }
 }
 
-impl Visit for EventVisitor<'_, '_, '_> {
+impl Visit for EventVisitor<'_> {
     fn record_f64(&mut self, field: &TracingField, value: f64) {
-        self.typed(field, Value::F64(value));
+        self.typed(field, Value::F64(value), &value);
     }
 
     fn record_i64(&mut self, field: &TracingField, value: i64) {
-        self.typed(field, Value::I64(value));
+        self.typed(field, Value::I64(value), &value);
     }
 
     fn record_u64(&mut self, field: &TracingField, value: u64) {
-        self.typed(field, Value::U64(value));
+        self.typed(field, Value::U64(value), &value);
     }
 
     fn record_i128(&mut self, field: &TracingField, value: i128) {
-        self.typed(field, Value::I128(value));
+        self.typed(field, Value::I128(value), &value);
     }
 
     fn record_u128(&mut self, field: &TracingField, value: u128) {
-        self.typed(field, Value::U128(value));
+        self.typed(field, Value::U128(value), &value);
     }
 
     fn record_bool(&mut self, field: &TracingField, value: bool) {
-        self.typed(field, Value::Bool(value));
+        self.typed(field, Value::Bool(value), &value);
     }
 
     fn record_str(&mut self, field: &TracingField, value: &str) {
-        if field.name() == "message" {
-            self.lazy(field);
-            return;
-        }
-        let start = self.text.len();
-        self.text.push_str(value);
-        self.slots
-            .push(Slot::Str(field.name(), start, self.text.len()));
-    }
-
-    fn record_error(&mut self, field: &TracingField, _: &(dyn std::error::Error + 'static)) {
-        self.lazy(field);
-    }
-
-    fn record_debug(&mut self, field: &TracingField, _: &dyn fmt::Debug) {
-        self.lazy(field);
-    }
-}
-
-/// A field of an event, written by visiting the event again when it is formatted: `tracing`
-/// lends a value only for the duration of one visitor call, and copying it to a string up
-/// front would cost an allocation the formatter does not need.
-#[derive(Clone, Copy)]
-struct LazyField<'e, 'v> {
-    event: &'e Event<'v>,
-    name: &'static str,
-    /// The field's index in the event's field set.
-    index: usize,
-}
-
-impl fmt::Display for LazyField<'_, '_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut writer = FieldWriter {
-            index: self.index,
-            f,
-            result: Ok(()),
-        };
-        self.event.record(&mut writer);
-        writer.result
-    }
-}
-
-impl fmt::Debug for LazyField<'_, '_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// Writes one field of an event: strings as they are, errors with their `source()` chain,
-/// everything else with `Debug` (as `tracing` writes them).
-struct FieldWriter<'a, 'f> {
-    /// The field's index (all the fields an event visits are of its own field set).
-    index: usize,
-    f: &'a mut fmt::Formatter<'f>,
-    result: fmt::Result,
-}
-
-impl FieldWriter<'_, '_> {
-    fn wanted(&self, field: &TracingField) -> bool {
-        self.result.is_ok() && field.index() == self.index
-    }
-}
-
-impl Visit for FieldWriter<'_, '_> {
-    fn record_str(&mut self, field: &TracingField, value: &str) {
-        if self.wanted(field) {
-            self.result = self.f.write_str(value);
-        }
+        self.text(field, |text| {
+            text.push_str(value);
+            Ok(())
+        });
     }
 
     fn record_error(&mut self, field: &TracingField, value: &(dyn std::error::Error + 'static)) {
-        if self.wanted(field) {
-            self.result = (|| {
-                write!(self.f, "{value}")?;
-                for source in crate::field::error_sources(value) {
-                    write!(self.f, ": {source}")?;
-                }
-                Ok(())
-            })();
-        }
+        use std::fmt::Write as _;
+
+        self.text(field, |text| {
+            write!(text, "{value}")?;
+            for source in crate::field::error_sources(value) {
+                write!(text, ": {source}")?;
+            }
+            Ok(())
+        });
     }
 
     fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
-        if self.wanted(field) {
-            self.result = fmt::Debug::fmt(value, self.f);
+        use std::fmt::Write as _;
+
+        self.text(field, |text| write!(TextWriter(text), "{value:?}"));
+    }
+}
+
+/// `fmt::Write` into the text buffer, with a `write_char` that measured cheaper than
+/// `String`'s (padding such as `{:016x}` or `{:>8}` writes its fill one `char` at a time).
+struct TextWriter<'a>(&'a mut String);
+
+impl fmt::Write for TextWriter<'_> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.push_str(s);
+        Ok(())
+    }
+
+    #[inline]
+    fn write_char(&mut self, c: char) -> fmt::Result {
+        if c.is_ascii() {
+            // One byte: `push_str` of it measured cheaper than `push` (and than encoding
+            // into a four-byte buffer).
+            self.0.push_str(c.encode_utf8(&mut [0; 1]));
+        } else {
+            self.0.push(c);
         }
+        Ok(())
     }
 }
 
@@ -577,22 +637,53 @@ mod tests {
     }
 
     #[test]
-    fn a_nested_use_of_the_text_buffer_gets_its_own() {
+    fn a_nested_use_of_the_scratch_gets_its_own() {
         let mut ran = 0;
-        with_text(|outer| {
-            outer.push_str("outer");
-            with_text(|inner| {
-                assert!(inner.is_empty());
-                inner.push_str("inner");
+        with_scratch(|outer| {
+            outer.text.push_str("outer");
+            outer.fields.push(Field::new("k", Value::U64(1)));
+            with_scratch(|inner| {
+                assert!(inner.text.is_empty() && inner.fields.is_empty());
+                inner.text.push_str("inner");
                 ran += 1;
             });
-            assert_eq!(outer, "outer");
+            assert_eq!(outer.text, "outer");
+            assert_eq!(outer.fields.len(), 1);
             ran += 1;
         });
-        with_text(|again| {
-            assert!(again.is_empty(), "emptied before reuse");
+        with_scratch(|again| {
+            assert!(again.text.is_empty(), "emptied before reuse");
+            assert!(again.fields.is_empty() && again.slots.is_empty() && again.spans.is_empty());
             ran += 1;
         });
         assert_eq!(ran, 3);
+    }
+
+    #[test]
+    fn the_text_writer_pads_with_any_fill() {
+        use std::fmt::Write as _;
+
+        let mut text = String::from("a");
+        write!(
+            TextWriter(&mut text),
+            "{:016x}|{:é>4}|{:<3}|",
+            42u64,
+            7,
+            'ß'
+        )
+        .unwrap();
+        assert_eq!(text, "a000000000000002a|ééé7|ß  |");
+    }
+
+    #[test]
+    fn emptied_fields_keep_their_room() {
+        let text = String::from("borrowed");
+        let mut fields = Vec::with_capacity(8);
+        fields.push(Field::new("k", Value::Str(&text)));
+        let address = fields.as_ptr() as usize;
+        let kept = emptied(fields);
+        assert!(kept.is_empty());
+        assert_eq!(kept.capacity(), 8);
+        assert_eq!(kept.as_ptr() as usize, address, "the allocation is reused");
     }
 }

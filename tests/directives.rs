@@ -219,3 +219,56 @@ fn environment_variables_that_are_not_utf8_or_do_not_parse_are_errors() {
     std::env::remove_var("RUST_LOG");
     assert!(directives::from_env().unwrap().is_none());
 }
+
+/// `tracing` keeps the layer's answer per call site; every change of the directives (and of
+/// the pipeline's level) must reach the same call sites at once.
+#[cfg(feature = "tracing")]
+#[test]
+fn tracing_call_sites_follow_each_reload_at_once() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let _serial = serial();
+    let (pipeline, _guard, memory) = common::memory_sync_pipeline(Level::Info);
+    let handle = directives::handle();
+    let subscriber = tracing_subscriber::registry().with(kakashi::tracing::layer_for(&pipeline));
+    // The same two call sites every time; their target is this test crate's root module.
+    let emit = |step: u32| {
+        tracing::debug!(step, "debug");
+        tracing::info!(step, "info");
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        emit(1); // the pipeline's level: info only
+        handle.set_directives("directives=debug").unwrap();
+        emit(2); // both
+        handle.set_directives("off").unwrap();
+        emit(3); // none
+        handle.set_directives("warn,directives=info").unwrap();
+        emit(4); // info only
+        handle.clear();
+        pipeline.set_min_level(Level::Debug);
+        emit(5); // both
+        pipeline.set_min_level(Level::Warn);
+        emit(6); // none
+    });
+    let lines = memory.lines();
+    let got: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            let message = l.split(" msg=").nth(1).and_then(|m| m.split(' ').next());
+            let step = l.split(" step=").nth(1);
+            (message.unwrap_or(""), step.unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("info", "1"),
+            ("debug", "2"),
+            ("info", "2"),
+            ("info", "4"),
+            ("debug", "5"),
+            ("info", "5"),
+        ],
+        "{lines:#?}"
+    );
+}

@@ -308,6 +308,107 @@ fn span_fields_are_flattened_one_key_each_innermost_wins() {
 }
 
 #[test]
+fn a_name_given_twice_writes_the_last_and_each_value_is_formatted_once_for_all_sinks() {
+    let json = MemoryWriter::new();
+    let logfmt = MemoryWriter::new();
+    let config = PipelineConfig::builder()
+        .min_level(Level::Trace)
+        .formatter(Json::new())
+        .writer(Writer::memory(&json))
+        .writer(Writer::memory(&logfmt).formatter(kakashi::format::Logfmt::new()))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = kakashi::SyncPipeline::start(config).unwrap();
+    let formatted = Arc::new(AtomicUsize::new(0));
+    tracing::subscriber::with_default(subscriber_for(&pipeline), || {
+        let span = tracing::info_span!("request", a = "span", b = "span");
+        let _entered = span.enter();
+        tracing::info!(
+            a = 1,
+            c = ?Counted(formatted.clone()),
+            a = 2,
+            "twice {}",
+            "said"
+        );
+    });
+
+    assert_eq!(
+        formatted.load(Ordering::SeqCst),
+        1,
+        "formatted once for two sinks"
+    );
+    let lines = json.lines();
+    let records = records(&json);
+    let r = the_one(&records, "twice said");
+    // As for a native record, the last of a repeated name; the span's `a` is hidden.
+    assert_eq!(r["a"], 2, "{}", lines[0]);
+    assert_eq!(lines[0].matches("\"a\":").count(), 1, "{}", lines[0]);
+    assert_eq!(r["b"], "span");
+    assert_eq!(r["c"], "counted");
+    let text = logfmt.lines();
+    assert_eq!(text.len(), 1);
+    assert!(
+        text[0].contains(" msg=\"twice said\" ") && text[0].ends_with(" c=counted a=2 b=span"),
+        "{}",
+        text[0]
+    );
+}
+
+/// The line without its timestamp: what follows the first `" "` (logfmt, console) or the
+/// timestamp's value (JSON).
+fn without_timestamp(line: &str) -> &str {
+    match line.find("\",\"level\"") {
+        Some(at) if line.starts_with("{\"timestamp\"") => &line[at..],
+        _ => line.split_once(' ').map_or(line, |(_, rest)| rest),
+    }
+}
+
+#[test]
+fn a_bridged_message_is_written_byte_for_byte_as_a_native_one_in_every_formatter() {
+    use kakashi::format::{ColorMode, Console, Logfmt};
+
+    let writers = [
+        MemoryWriter::new(),
+        MemoryWriter::new(),
+        MemoryWriter::new(),
+    ];
+    let config = PipelineConfig::builder()
+        .min_level(Level::Trace)
+        .writer(Writer::memory(&writers[0]).formatter(Logfmt::new()))
+        .writer(Writer::memory(&writers[1]).formatter(Json::new()))
+        .writer(Writer::memory(&writers[2]).formatter(Console::new().colors(ColorMode::Never)))
+        .build()
+        .unwrap();
+    let (pipeline, _guard) = kakashi::SyncPipeline::start(config).unwrap();
+    let native = pipeline.logger("same");
+    let hostile = "x \"y\"\nts=0 level=error msg=forged\t\u{7}\u{202e}é";
+    tracing::subscriber::with_default(subscriber_for(&pipeline), || {
+        kakashi::info!(native, "a {} b", hostile);
+        tracing::info!(target: "same", "a {} b", hostile);
+        kakashi::info!(native, "plain text");
+        tracing::info!(target: "same", "plain text");
+        kakashi::info!(native, "");
+        tracing::info!(target: "same", "");
+    });
+    for writer in &writers {
+        let lines = writer.lines();
+        assert_eq!(lines.len(), 6, "{lines:#?}");
+        for pair in lines.chunks(2) {
+            assert_eq!(
+                without_timestamp(&pair[0]),
+                without_timestamp(&pair[1]),
+                "native, then bridged"
+            );
+        }
+        assert!(
+            !lines[1].contains('\n') && !lines[1].contains("\u{202e}"),
+            "{}",
+            lines[1]
+        );
+    }
+}
+
+#[test]
 fn many_fields_spill_to_the_heap_and_are_all_written() {
     let (pipeline, _guard, memory) = sync_pipeline(Level::Trace);
     tracing::subscriber::with_default(subscriber_for(&pipeline), || {

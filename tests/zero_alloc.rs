@@ -28,7 +28,11 @@ thread_local! {
 const CHUNK_BYTES: usize = 64 * 1024;
 
 fn count(size: usize) {
-    let counter = if size >= CHUNK_BYTES { &CHUNKS } else { &ALLOCATIONS };
+    let counter = if size >= CHUNK_BYTES {
+        &CHUNKS
+    } else {
+        &ALLOCATIONS
+    };
     let _ = counter.try_with(|c| c.set(c.get() + 1));
 }
 

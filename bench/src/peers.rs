@@ -45,7 +45,9 @@
 //!
 //! Each child run is repeated `PEERS_RUNS` times (default 5), interleaved across contenders;
 //! the tables show the median of each figure over the runs, and the ratio of that median to
-//! tracing-appender lossless. `PEERS_RECORDS` sets N (default 200,000).
+//! tracing-appender lossless. `PEERS_RECORDS` sets N (default 200,000). `PEERS_CONTENDERS` and
+//! `PEERS_SCENARIOS` (comma-separated keys, such as `kakashi,tracing-lossless` and
+//! `threads-1,threads-2`) run only those, and the tables show only them.
 //!
 //! ```text
 //! cargo run --release -p kakashi-bench --bin peers
@@ -867,6 +869,28 @@ fn env_number(name: &str, default: u64) -> Result<u64, String> {
     }
 }
 
+/// The items named in the comma-separated list in variable `name`, or all of them when it is
+/// unset.
+fn env_choice<T: Copy, K: AsRef<str>>(
+    name: &str,
+    all: &[T],
+    key: impl Fn(&T) -> K,
+) -> Result<Vec<T>, String> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(all.to_vec());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            all.iter()
+                .find(|item| key(item).as_ref() == word)
+                .copied()
+                .ok_or_else(|| format!("{name}: unknown key {word:?}"))
+        })
+        .collect()
+}
+
 fn median(mut values: Vec<f64>) -> Option<f64> {
     if values.is_empty() {
         return None;
@@ -958,6 +982,10 @@ impl Table {
 struct Results {
     runs: HashMap<(Contender, Scenario), Vec<RunResult>>,
     failures: Vec<String>,
+    /// The contenders and scenarios that ran (`PEERS_CONTENDERS`, `PEERS_SCENARIOS`): the
+    /// tables have rows for these only.
+    contenders: Vec<Contender>,
+    scenarios: Vec<Scenario>,
 }
 
 impl Results {
@@ -1096,7 +1124,7 @@ fn print_producer_table(results: &Results, scenario: Scenario, records: u64) {
         ("lines lost", true),
     ]);
     let per_record = move |r: &RunResult| r.producer_ns as f64 / records as f64;
-    for contender in Contender::ALL {
+    for &contender in &results.contenders {
         let runs = results.ok(contender, scenario);
         let spread = if runs.is_empty() {
             "n/a".to_owned()
@@ -1134,7 +1162,7 @@ fn print_end_to_end_table(results: &Results, scenario: Scenario) {
         ("vs tracing lossless (throughput: >1 = more)", true),
     ]);
     let per_second = |r: &RunResult| r.found as f64 / (r.e2e_ns.max(1) as f64 / 1e9);
-    for contender in Contender::ALL {
+    for &contender in &results.contenders {
         table.row(vec![
             contender.label().to_owned(),
             fmt_opt(results.median(contender, scenario, |r| r.logged as f64), 0),
@@ -1168,7 +1196,7 @@ fn print_latency_table(results: &Results) {
         ("max (worst run)", true),
         ("lines lost", true),
     ]);
-    for contender in Contender::ALL {
+    for &contender in &results.contenders {
         let worst = results.ok(contender, scenario).iter().map(|r| r.max).max();
         table.row(vec![
             contender.label().to_owned(),
@@ -1197,7 +1225,7 @@ fn print_details(results: &Results) {
         ("via fallback", true),
         ("clean shutdown", true),
     ]);
-    for scenario in Scenario::ALL {
+    for &scenario in &results.scenarios {
         let stat = |key: &'static str| {
             fmt_opt(
                 results.median(Contender::Kakashi, scenario, |r| {
@@ -1221,7 +1249,7 @@ fn print_details(results: &Results) {
     println!("## tracing-appender's own dropped-line counter (median over runs)");
     println!();
     let mut table = Table::new(&[("scenario", false), ("lossless", true), ("lossy", true)]);
-    for scenario in Scenario::ALL {
+    for &scenario in &results.scenarios {
         let dropped = |c| {
             fmt_opt(
                 results.median(c, scenario, |r| r.extra("dropped").unwrap_or(0) as f64),
@@ -1239,10 +1267,11 @@ fn print_details(results: &Results) {
     println!("## one logged line per contender");
     println!();
     println!("```text");
-    for contender in Contender::ALL {
-        let sample = Scenario::ALL
-            .into_iter()
-            .flat_map(|s| results.ok(contender, s))
+    for &contender in &results.contenders {
+        let sample = results
+            .scenarios
+            .iter()
+            .flat_map(|&s| results.ok(contender, s))
             .map(|r| r.sample.as_str())
             .find(|s| !s.is_empty())
             .unwrap_or("(none)");
@@ -1252,8 +1281,8 @@ fn print_details(results: &Results) {
     println!();
 
     let mut notes: Vec<String> = results.failures.clone();
-    for contender in Contender::ALL {
-        for scenario in Scenario::ALL {
+    for &contender in &results.contenders {
+        for &scenario in &results.scenarios {
             for run in results.ok(contender, scenario) {
                 if let Some(first) = run.stderr.lines().find(|l| !l.trim().is_empty()) {
                     notes.push(format!(
@@ -1284,15 +1313,19 @@ fn parent() -> Result<(), String> {
     let began = Instant::now();
     print_machine(records, runs);
 
+    let contenders = env_choice("PEERS_CONTENDERS", &Contender::ALL, |c| c.key())?;
+    let scenarios = env_choice("PEERS_SCENARIOS", &Scenario::ALL, |s| s.key())?;
     let mut results = Results {
         runs: HashMap::new(),
         failures: Vec::new(),
+        contenders: contenders.clone(),
+        scenarios: scenarios.clone(),
     };
-    let total = runs as usize * Scenario::ALL.len() * Contender::ALL.len();
+    let total = runs as usize * scenarios.len() * contenders.len();
     let mut done = 0;
     for run in 1..=runs {
-        for scenario in Scenario::ALL {
-            for contender in Contender::ALL {
+        for &scenario in &scenarios {
+            for &contender in &contenders {
                 done += 1;
                 let started = Instant::now();
                 let outcome = run_child(&exe, &scratch.0, contender, scenario, records);
@@ -1327,7 +1360,10 @@ fn parent() -> Result<(), String> {
         Scenario::Threads(2),
         Scenario::Threads(4),
         Scenario::Tasks,
-    ] {
+    ]
+    .into_iter()
+    .filter(|s| scenarios.contains(s))
+    {
         print_producer_table(&results, scenario, records);
     }
     for scenario in [
@@ -1335,10 +1371,15 @@ fn parent() -> Result<(), String> {
         Scenario::Threads(2),
         Scenario::Threads(4),
         Scenario::Tasks,
-    ] {
+    ]
+    .into_iter()
+    .filter(|s| scenarios.contains(s))
+    {
         print_end_to_end_table(&results, scenario);
     }
-    print_latency_table(&results);
+    if scenarios.contains(&Scenario::Paced) {
+        print_latency_table(&results);
+    }
     print_details(&results);
     println!(
         "Total wall-clock time: {:.1} s",

@@ -165,7 +165,10 @@ impl Formatter for Console {
         out.put_u8(b' ');
         write_escaped(out, record.logger(), Style::Bare);
         out.put_slice(b": ");
-        write_escaped_args(out, record.message(), Style::Bare);
+        match record.message_str() {
+            Some(s) => write_escaped(out, s, Style::Bare),
+            None => write_escaped_args(out, record.message(), Style::Bare),
+        }
         let redaction = &self.redaction;
         match keys::plain_fields::<true>(record) {
             Some(plain) => {

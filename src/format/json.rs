@@ -189,7 +189,10 @@ impl Formatter for Json {
         out.put_slice(b"\",\"logger\":");
         write_string(out, record.logger());
         out.put_slice(b",\"message\":\"");
-        write_escaped_args(out, record.message(), Style::Json);
+        match record.message_str() {
+            Some(s) => write_escaped(out, s, Style::Json),
+            None => write_escaped_args(out, record.message(), Style::Json),
+        }
         out.put_u8(b'"');
         let location = self.location;
         let redaction = &self.redaction;

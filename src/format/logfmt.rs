@@ -151,12 +151,11 @@ impl Formatter for Logfmt {
         out.put_slice(b" logger=");
         write_logfmt_str(out, record.logger());
         out.put_slice(b" msg=");
-        let message = record.message();
-        match message.as_str() {
+        match record.message_str() {
             Some(s) => write_logfmt_str(out, s),
             None => {
                 // Formatting once into a provisional quote keeps this single-pass.
-                write_logfmt_display(out, &message);
+                write_logfmt_display(out, &record.message());
             }
         }
         let location = self.location;

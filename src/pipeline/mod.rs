@@ -301,7 +301,7 @@ impl Pipeline {
         Level::from_index(self.shared.min_level.load(Ordering::Relaxed)).unwrap_or(Level::Critical)
     }
 
-    /// Changes the minimum level at runtime (an atomic store; no lock).
+    /// Changes the minimum level at runtime (an atomic store; no lock on the logging path).
     pub fn set_min_level(&self, level: Level) {
         self.shared.min_level.store(level as u8, Ordering::Relaxed);
         // Loggers cache their decision: make them decide again.
@@ -372,6 +372,40 @@ impl Pipeline {
         fields: &[Field<'_>],
         location: &Location,
     ) {
+        self.log_message(level, logger, message, None, fields, location);
+    }
+
+    /// [`log`](Self::log) for a message that is one string (a bridged record's, copied out
+    /// of it): the formatters write it as a string, not through `fmt`.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn log_text(
+        &self,
+        level: Level,
+        logger: &str,
+        message: &str,
+        fields: &[Field<'_>],
+        location: &Location,
+    ) {
+        self.log_message(
+            level,
+            logger,
+            format_args!("{message}"),
+            Some(message),
+            fields,
+            location,
+        );
+    }
+
+    #[inline(always)]
+    fn log_message(
+        &self,
+        level: Level,
+        logger: &str,
+        message: fmt::Arguments<'_>,
+        message_text: Option<&str>,
+        fields: &[Field<'_>],
+        location: &Location,
+    ) {
         context::with_current(|ctx| {
             self.shared.enrichment.with_fields(|enriched| {
                 let record = LogRecord {
@@ -379,6 +413,7 @@ impl Pipeline {
                     level,
                     logger,
                     message,
+                    message_text,
                     fields,
                     enriched,
                     context: ctx,
