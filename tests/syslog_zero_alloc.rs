@@ -3,48 +3,15 @@
 //! it into the ring; the writer's backlog and transport live on other threads. Counted by a
 //! global allocator that tallies allocations made on the calling thread.
 #![cfg(feature = "syslog")]
-// A global allocator cannot be written without `unsafe`; the library itself forbids it.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::time::{Duration, Instant};
 
+use counting_alloc::allocations;
 use kakashi::syslog::{SyslogWriter, Transport};
 use kakashi::{info, AsyncPipeline, LogContext, PipelineConfig, Writer};
-
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every method forwards its arguments unchanged to the system allocator, which upholds
-// the `GlobalAlloc` contract; the thread-local counter is a `const`-initialised `Cell` whose
-// access never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's `layout` contract is passed on to `System`.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (we forward every allocation).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: as for `dealloc`; `new_size` is the caller's, passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
 
 #[test]
 fn the_caller_allocates_nothing_per_record_with_the_syslog_writer() {

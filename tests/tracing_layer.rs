@@ -8,11 +8,10 @@
 //! it.
 
 #![cfg(feature = "tracing")]
-// The counting allocator cannot be written without `unsafe`; the library itself forbids it.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
@@ -661,36 +660,6 @@ fn init_installs_the_global_default_subscriber() {
     );
 }
 
-/// Tallies the allocations made on each thread.
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every method forwards its arguments unchanged to the system allocator, which upholds
-// the `GlobalAlloc` contract; the thread-local counter is a `const`-initialised `Cell` whose
-// access never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's `layout` contract is passed on to `System`.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (we forward every allocation).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: as for `dealloc`; `new_size` is the caller's, passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
 /// Counts the lines written to it and keeps none.
 #[derive(Debug, Default)]
 struct CountingSink(AtomicU64);
@@ -736,9 +705,9 @@ fn an_event_in_spans_with_context_allocates_nothing_once_warm() {
         };
         // Warm up: thread-locals, the text buffer, the thread's chunks, the timestamp cache.
         log_batch(0, 2_000);
-        let before = ALLOCATIONS.with(Cell::get);
+        let before = counting_alloc::allocations();
         log_batch(2_000, 10_000);
-        let allocated = ALLOCATIONS.with(Cell::get) - before;
+        let allocated = counting_alloc::allocations() - before;
         assert_eq!(allocated, 0, "allocations in 10,000 events");
     });
     assert_eq!(sink.0.load(Ordering::Relaxed), 12_000);

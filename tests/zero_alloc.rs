@@ -2,72 +2,16 @@
 //! is cut from a reclaimed per-thread chunk and goes into a preallocated ring. Counted by a
 //! global allocator that tallies allocations made on the calling thread.
 //!
-//! A thread's line chunks (64 KiB each, four in rotation) are reclaimed once the worker has
-//! taken their lines. When the machine is so loaded that the worker falls more than three
-//! chunks behind, the thread takes a fresh chunk rather than wait: that is at most one
-//! allocation per chunk of lines, never one per record, and it is counted apart (`CHUNKS`);
-//! every other allocation on the calling thread fails the test.
+//! A fresh line chunk taken when a starved worker falls behind is counted apart (see
+//! `common/counting_alloc.rs`); every other allocation on the calling thread fails the test.
 
-// A global allocator cannot be written without `unsafe`; the library itself forbids it.
-#![allow(unsafe_code)]
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use counting_alloc::{allocations, chunks, CHUNK_BYTES};
 use kakashi::{info, AsyncPipeline, Enricher, LogContext, PipelineConfig, Writer};
-
-struct CountingAllocator;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    static CHUNKS: Cell<u64> = const { Cell::new(0) };
-}
-
-/// The size of a thread's line chunk (`pipeline::line::CHUNK`).
-const CHUNK_BYTES: usize = 64 * 1024;
-
-fn count(size: usize) {
-    let counter = if size >= CHUNK_BYTES {
-        &CHUNKS
-    } else {
-        &ALLOCATIONS
-    };
-    let _ = counter.try_with(|c| c.set(c.get() + 1));
-}
-
-// SAFETY: every method forwards its arguments unchanged to the system allocator, which upholds
-// the `GlobalAlloc` contract; the thread-local counter is a `const`-initialised `Cell` whose
-// access never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size());
-        // SAFETY: the caller's `layout` contract is passed on to `System`.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (we forward every allocation).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size);
-        // SAFETY: as for `dealloc`; `new_size` is the caller's, passed on unchanged.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// Allocations on this thread other than line chunks.
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-/// Line chunks allocated on this thread.
-fn chunks() -> u64 {
-    CHUNKS.with(Cell::get)
-}
 
 #[test]
 fn the_caller_allocates_nothing_per_record_with_every_enricher_on() {
