@@ -10,7 +10,7 @@ command -v logrotate >/dev/null 2>&1 || need+=(logrotate)
 command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
 command -v gzip >/dev/null 2>&1 || need+=(gzip)
 # imrelp/omrelp are rsyslog modules shipped by rsyslog-relp.
-if ! ls /usr/lib/*/rsyslog/imrelp.so /usr/lib/rsyslog/imrelp.so >/dev/null 2>&1; then
+if ! compgen -G '/usr/lib/*/rsyslog/imrelp.so' >/dev/null && [ ! -e /usr/lib/rsyslog/imrelp.so ]; then
     need+=(rsyslog-relp)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
