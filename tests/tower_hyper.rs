@@ -23,7 +23,9 @@ use kakashi::{info, Logger};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// The application: answers `/fail` with an error, everything else with the context's ip.
+/// The application: answers `/fail` with an error, everything else with the context's ip. It
+/// logs once in `call` itself, before its future exists, as tower middleware such as
+/// tower-http's `TraceLayer` does (its `on_request`), and once inside the future.
 #[derive(Clone)]
 struct App {
     log: Logger,
@@ -50,6 +52,7 @@ impl Service<Request<Incoming>> for App {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        info!(self.log, "called"; path = req.uri().path());
         let log = self.log.clone();
         Box::pin(async move {
             tokio::task::yield_now().await;
@@ -175,8 +178,13 @@ async fn plain_hyper_server() {
     assert_eq!(failed["message"], "request failed");
     assert_eq!(failed["level"], "error");
     assert_eq!(failed["ip"], "127.0.0.1");
-    assert_eq!(records.len(), 6, "{records:?}");
+    assert_eq!(records.len(), 9, "{records:?}");
+    // Every record carries its request's context, also the one logged in the inner
+    // service's `call`.
     for r in &records {
         assert!(r["request_id"].as_str().unwrap().starts_with("h-"), "{r}");
+        assert!(r["access"].as_str().unwrap().starts_with("GET /"), "{r}");
     }
+    let called = records.iter().filter(|r| r["message"] == "called").count();
+    assert_eq!(called, 3, "{records:?}");
 }

@@ -136,7 +136,10 @@ where
             details,
             ctx: Arc::clone(&ctx),
         };
-        let future = self.inner.call(req);
+        // Inner middleware may log in `call` itself (tower-http's `on_request` does): that
+        // runs in the request's context too.
+        let inner = &mut self.inner;
+        let future = context::sync_scope_shared(Arc::clone(&ctx), || inner.call(req));
         ResponseFuture {
             inner: context::scope_shared(
                 ctx,
@@ -155,8 +158,8 @@ pin_project_lite::pin_project! {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it before it finishes logs the access record with status 499 and
-    /// `cancelled=true`.
+    /// Dropping it before it finishes logs the access record with status 499 and the message
+    /// `request cancelled`.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
         #[pin]
