@@ -3,7 +3,8 @@
 //! pipeline's hand-off; a record with non-ASCII text in its message and values; a record with
 //! a `Display` field (`%format_args!("{i:016x}")`);
 //! `get_logger` for a name seen before; a disabled call with 20 level directives loaded; with
-//! `--features tracing`, `tracing` events through kakashi's layer (disabled, and enabled).
+//! `--features tracing`, `tracing` events through kakashi's layer (disabled, and enabled);
+//! a flush of the async pipeline to a file, after one record and with nothing pending.
 //!
 //! Run with `cargo bench --bench record` (`--features tracing` for the `tracing` ones).
 
@@ -152,6 +153,44 @@ fn benches(c: &mut Criterion) {
     );
 }
 
+/// Flushes of the async pipeline writing a file: `flush().await` right after one record (the
+/// worker may be between two flush-interval ticks), and `flush_blocking` with nothing pending.
+fn flush_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("kakashi-bench-flush-{}", std::process::id()));
+    let config = PipelineConfig::builder()
+        .writer(Writer::file(dir.join("flush.log")))
+        .build()
+        .unwrap();
+    let (pipeline, guard) = {
+        let _enter = rt.enter();
+        AsyncPipeline::start(config).unwrap()
+    };
+    let log = pipeline.logger("bench");
+    let mut i = 0u64;
+    c.bench_function(
+        "one record, then flush().await, async pipeline, file",
+        |b| {
+            b.iter(|| {
+                i += 1;
+                log_one(&log, i);
+                rt.block_on(pipeline.flush());
+            })
+        },
+    );
+    c.bench_function(
+        "flush_blocking, nothing pending, async pipeline, file",
+        |b| b.iter(|| pipeline.flush_blocking(std::time::Duration::from_secs(5))),
+    );
+    let stats = guard.close();
+    assert!(stats.is_settled(), "{stats:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `tracing` events through kakashi's layer (`--features tracing`): a disabled one, and one
 /// with the five fields into a no-op writer.
 #[cfg(feature = "tracing")]
@@ -184,5 +223,5 @@ fn tracing_benches(c: &mut Criterion) {
 #[cfg(not(feature = "tracing"))]
 fn tracing_benches(_: &mut Criterion) {}
 
-criterion_group!(record, benches, tracing_benches);
+criterion_group!(record, benches, flush_benches, tracing_benches);
 criterion_main!(record);

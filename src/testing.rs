@@ -69,6 +69,10 @@ impl SyncWrite for CaptureRouter {
             None => self.stderr.write_lines(lines),
         }
     }
+
+    fn flush_may_wait(&self) -> bool {
+        false
+    }
 }
 
 /// Installs the capturing global pipeline once; an error if another global pipeline was

@@ -147,8 +147,9 @@ impl Shared {
     /// flush may wait (a syslog writer waits for its collector), and a teardown's deadline
     /// must hold all the same. Returns false if the deadline passed first.
     fn flush_writers_until(self: &Arc<Self>, deadline: Instant) -> bool {
-        if line::consuming() {
-            // Called from inside a writer: no helper, no waiting on ourselves.
+        if line::consuming() || !self.flush_may_wait {
+            // Called from inside a writer (no helper, no waiting on ourselves), or every
+            // flush returns at once.
             self.flush_writers();
             return true;
         }
@@ -197,9 +198,11 @@ impl Shared {
         };
         let target = queue.ring.tail();
         if !self.settled(Goal::Flush, target) {
-            queue.wake_worker();
+            // Counted before the wake-up: a worker between two flush-interval ticks sees a
+            // waiting flush and drains at once.
             queue.flush_waiters.fetch_add(1, Ordering::AcqRel);
             let _waiting = WaiterCount(&queue.flush_waiters);
+            queue.wake_worker();
             loop {
                 let notified = queue.progress.notified();
                 let mut notified = std::pin::pin!(notified);
@@ -224,6 +227,10 @@ impl Shared {
     /// writer waits for its collector's acknowledgements), and must not hold up the runtime's
     /// thread meanwhile.
     pub(crate) async fn flush_writers_off_runtime(self: &Arc<Self>) {
+        if !self.flush_may_wait {
+            self.flush_writers();
+            return;
+        }
         let shared = Arc::clone(self);
         if blocking(move || shared.flush_writers()).await.is_none() {
             // No thread to be had: flush here.

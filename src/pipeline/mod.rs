@@ -182,6 +182,8 @@ pub(crate) struct Shared {
     pub(crate) error_hook: ErrorHook,
     pub(crate) queue: Option<AsyncParts>,
     pub(crate) drop_timeout: Duration,
+    /// Some writer's (or the fallback's) flush may wait ([`SyncWrite::flush_may_wait`]).
+    pub(crate) flush_may_wait: bool,
 }
 
 /// A running pipeline; cheap to clone. Make one with [`AsyncPipeline`] or [`SyncPipeline`]
@@ -256,6 +258,8 @@ impl Pipeline {
             has_async_writers,
         });
         let min_level = config.min_level.max(min_sink_level);
+        let flush_may_wait =
+            config.fallback.flush_may_wait() || sinks.iter().any(|sink| sink.sync.flush_may_wait());
         let shared = Shared {
             min_level: AtomicU8::new(min_level as u8),
             filters: config.filters,
@@ -265,6 +269,7 @@ impl Pipeline {
             error_hook: config.error_hook,
             queue,
             drop_timeout: config.drop_timeout,
+            flush_may_wait,
         };
         Ok(Pipeline {
             shared: Arc::new(shared),
@@ -292,6 +297,7 @@ impl Pipeline {
                 error_hook: config::default_error_hook(),
                 queue: None,
                 drop_timeout: Duration::from_secs(2),
+                flush_may_wait: true,
             }),
         }
     }

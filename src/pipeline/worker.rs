@@ -1,7 +1,8 @@
 //! The worker task: holds the consumer role while there is work, parks when there is none.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future as _};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
@@ -101,8 +102,22 @@ impl Worker {
                         break;
                     }
                     if taken > 0 {
-                        // Busy: come back after a flush interval rather than be woken per line.
-                        ticker::sleep(queue.tick).await;
+                        // Busy: come back after a flush interval rather than be woken per line
+                        // (producers do not wake a worker that is not parked), or as soon as
+                        // an async flush waits.
+                        let mut tick = ticker::sleep(queue.tick);
+                        poll_fn(|cx| {
+                            if Pin::new(&mut tick).poll(cx).is_ready() {
+                                return Poll::Ready(());
+                            }
+                            queue.worker_waker.register(cx.waker());
+                            if queue.flush_waiters.load(Ordering::Acquire) > 0 {
+                                Poll::Ready(())
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
                         continue;
                     }
                     poll_fn(|cx| {

@@ -60,4 +60,8 @@ impl SyncWrite for MemoryWriter {
             .extend_from_slice(lines);
         Ok(())
     }
+
+    fn flush_may_wait(&self) -> bool {
+        false
+    }
 }

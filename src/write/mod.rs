@@ -102,6 +102,15 @@ pub trait SyncWrite: Send + Sync + fmt::Debug + 'static {
         Ok(())
     }
 
+    /// True (the default) if [`flush`](SyncWrite::flush) may wait: for a peer's
+    /// acknowledgement, a lock that a blocked write holds, a disk. The pipeline then calls it
+    /// on a helper thread, so that an async flush does not hold up the runtime's thread and a
+    /// teardown keeps its deadline. Writers whose flush returns at once (files, memory)
+    /// return false and are flushed in place.
+    fn flush_may_wait(&self) -> bool {
+        true
+    }
+
     /// True if the destination is a terminal (the console formatter colors only then).
     fn is_terminal(&self) -> bool {
         false
@@ -148,6 +157,10 @@ impl SyncWrite for FileWriter {
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         (&self.file).write(buf)
+    }
+
+    fn flush_may_wait(&self) -> bool {
+        false
     }
 }
 

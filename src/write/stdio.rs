@@ -45,7 +45,13 @@ impl SyncWrite for StderrWriter {
     }
 
     fn flush(&self) -> io::Result<()> {
-        io::stderr().lock().flush()
+        // `std`'s stderr is unbuffered: there is nothing to flush, and taking its lock could
+        // wait for a write blocked on a full pipe.
+        Ok(())
+    }
+
+    fn flush_may_wait(&self) -> bool {
+        false
     }
 
     fn is_terminal(&self) -> bool {

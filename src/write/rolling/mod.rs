@@ -219,6 +219,10 @@ impl SyncWrite for RollingFile {
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.active().write(buf)
     }
+
+    fn flush_may_wait(&self) -> bool {
+        false
+    }
 }
 
 /// Configures a [`RollingFile`]; from [`RollingFile::builder`].
