@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_escaped, write_escaped_args, write_logfmt_key, Style};
 use super::logfmt::write_logfmt_value;
-use super::redact::{redacted, Redaction};
+use super::redact::Redaction;
 use super::{keys, write_timestamp, write_u64, Formatter};
 use crate::field::Value;
 use crate::level::Level;
@@ -169,22 +169,9 @@ impl Formatter for Console {
             Some(s) => write_escaped(out, s, Style::Bare),
             None => write_escaped_args(out, record.message(), Style::Bare),
         }
-        let redaction = &self.redaction;
-        match keys::plain_fields::<true>(record) {
-            Some(plain) => {
-                for field in plain.fields {
-                    write_pair(
-                        out,
-                        field.key(),
-                        redacted(redaction, field.key(), field.value()),
-                        color,
-                    );
-                }
-            }
-            None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
-                write_pair(out, key, redacted(redaction, key, value), color);
-            }),
-        }
+        keys::for_each_written_field::<true>(record, &self.redaction, |key, value, _| {
+            write_pair(out, key, value, color);
+        });
         if self.location {
             let loc = record.location();
             if color {

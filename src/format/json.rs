@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_escaped, write_escaped_args, EscapingWriter, Style};
 use super::logfmt::DebugAsDisplay;
-use super::redact::{redacted, Redaction};
+use super::redact::Redaction;
 use super::{
     is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
@@ -172,8 +172,8 @@ fn write_member(out: &mut BytesMut, key: &str, value: &Value<'_>) {
 /// Writes what comes before the member named `key`: `,"`, or `,"fields.` when the field is
 /// renamed.
 #[inline(always)]
-fn write_separator(out: &mut BytesMut, key: &str, location: bool) {
-    if is_reserved_key(key, location) {
+fn write_separator(out: &mut BytesMut, key: &str, location: bool, may_rename: bool) {
+    if may_rename && is_reserved_key(key, location) {
         out.put_slice(b",\"fields.");
     } else {
         out.put_slice(b",\"");
@@ -195,33 +195,10 @@ impl Formatter for Json {
         }
         out.put_u8(b'"');
         let location = self.location;
-        let redaction = &self.redaction;
-        match keys::plain_fields::<false>(record) {
-            Some(plain) if !plain.may_rename => {
-                for field in plain.fields {
-                    out.put_slice(b",\"");
-                    write_member(
-                        out,
-                        field.key(),
-                        redacted(redaction, field.key(), field.value()),
-                    );
-                }
-            }
-            Some(plain) => {
-                for field in plain.fields {
-                    write_separator(out, field.key(), location);
-                    write_member(
-                        out,
-                        field.key(),
-                        redacted(redaction, field.key(), field.value()),
-                    );
-                }
-            }
-            None => keys::for_each_field_checked::<false>(record, &mut |key, value| {
-                write_separator(out, key, location);
-                write_member(out, key, redacted(redaction, key, value));
-            }),
-        }
+        keys::for_each_written_field::<false>(record, &self.redaction, |key, value, may_rename| {
+            write_separator(out, key, location, may_rename);
+            write_member(out, key, value);
+        });
         if self.location {
             let loc = record.location();
             out.put_slice(b",\"module\":");

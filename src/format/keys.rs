@@ -24,6 +24,7 @@
 
 use super::escape::logfmt_key_byte;
 use super::may_be_reserved;
+use super::redact::{redacted, Redaction};
 use crate::field::{Field, Value};
 use crate::record::LogRecord;
 
@@ -48,6 +49,37 @@ pub(crate) fn plain_fields<'a, const SANITIZED: bool>(record: &LogRecord<'a>) ->
     }
     let may_rename = plainly_distinct::<SANITIZED>(fields)?;
     Some(Plain { fields, may_rename })
+}
+
+/// The one walk every formatter makes over a record's fields: calls `write(key, value,
+/// may_rename)` for each field the one-key-per-name rule keeps, in writing order, with the
+/// value of a name `redaction` covers replaced by `[redacted]`. `may_rename` is false when the
+/// key is known not to be one the formatter renames (see [`Plain::may_rename`]), so the
+/// formatter can skip that check.
+#[inline(always)]
+pub(crate) fn for_each_written_field<const SANITIZED: bool>(
+    record: &LogRecord<'_>,
+    redaction: &Redaction,
+    mut write: impl FnMut(&str, &Value<'_>, bool),
+) {
+    match plain_fields::<SANITIZED>(record) {
+        // Two loops, so that the common one calls `write` with a constant `false`.
+        Some(plain) if !plain.may_rename => {
+            for field in plain.fields {
+                let key = field.key();
+                write(key, redacted(redaction, key, field.value()), false);
+            }
+        }
+        Some(plain) => {
+            for field in plain.fields {
+                let key = field.key();
+                write(key, redacted(redaction, key, field.value()), true);
+            }
+        }
+        None => for_each_field_checked::<SANITIZED>(record, &mut |key, value| {
+            write(key, redacted(redaction, key, value), true);
+        }),
+    }
 }
 
 /// Calls `write` with the key and value of each field of `record` that the one-key-per-name

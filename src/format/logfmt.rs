@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::escape::{write_logfmt_display, write_logfmt_key, write_logfmt_str};
-use super::redact::{redacted, Redaction};
+use super::redact::Redaction;
 use super::{
     is_reserved_key, keys, write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter,
 };
@@ -134,8 +134,8 @@ fn write_pair(out: &mut BytesMut, key: &str, value: &Value<'_>) {
 /// Writes the separator before the field named `key`: ` `, or ` fields.` when the field is
 /// renamed.
 #[inline(always)]
-fn write_separator(out: &mut BytesMut, key: &str, location: bool) {
-    if is_reserved_key(key, location) {
+fn write_separator(out: &mut BytesMut, key: &str, location: bool, may_rename: bool) {
+    if may_rename && is_reserved_key(key, location) {
         out.put_slice(b" fields.");
     } else {
         out.put_u8(b' ');
@@ -159,33 +159,10 @@ impl Formatter for Logfmt {
             }
         }
         let location = self.location;
-        let redaction = &self.redaction;
-        match keys::plain_fields::<true>(record) {
-            Some(plain) if !plain.may_rename => {
-                for field in plain.fields {
-                    out.put_u8(b' ');
-                    write_pair(
-                        out,
-                        field.key(),
-                        redacted(redaction, field.key(), field.value()),
-                    );
-                }
-            }
-            Some(plain) => {
-                for field in plain.fields {
-                    write_separator(out, field.key(), location);
-                    write_pair(
-                        out,
-                        field.key(),
-                        redacted(redaction, field.key(), field.value()),
-                    );
-                }
-            }
-            None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
-                write_separator(out, key, location);
-                write_pair(out, key, redacted(redaction, key, value));
-            }),
-        }
+        keys::for_each_written_field::<true>(record, &self.redaction, |key, value, may_rename| {
+            write_separator(out, key, location, may_rename);
+            write_pair(out, key, value);
+        });
         if self.location {
             let loc = record.location();
             out.put_slice(b" module=");

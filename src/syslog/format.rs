@@ -9,7 +9,7 @@ use crate::field::Value;
 use crate::format::escape::{write_escaped_args, Style};
 use crate::format::keys;
 use crate::format::logfmt::{DebugAsDisplay, ErrorChain};
-use crate::format::redact::{redacted, Redaction};
+use crate::format::redact::Redaction;
 use crate::format::{write_f64, write_i64, write_plain, write_timestamp, write_u64, Formatter};
 use crate::level::Level;
 use crate::record::LogRecord;
@@ -315,7 +315,7 @@ impl SyslogFormatter {
         out.put_u8(b'[');
         out.put_slice(self.sd_id.as_bytes());
         let before_fields = out.len();
-        write_fields(record, &self.redaction, &mut |name, value| {
+        keys::for_each_written_field::<true>(record, &self.redaction, |name, value, _| {
             out.put_u8(b' ');
             write_sd_name(out, name);
             out.put_slice(b"=\"");
@@ -344,7 +344,7 @@ impl SyslogFormatter {
         out.put_slice(self.procid.as_bytes());
         out.put_slice(b"]: ");
         write_escaped_args(out, record.message(), Style::Bare);
-        write_fields(record, &self.redaction, &mut |name, value| {
+        keys::for_each_written_field::<true>(record, &self.redaction, |name, value, _| {
             out.put_u8(b' ');
             crate::format::escape::write_logfmt_key(out, name);
             out.put_u8(b'=');
@@ -360,26 +360,6 @@ impl Formatter for SyslogFormatter {
             Rfc::Rfc5424 => self.format_5424(record, out),
             Rfc::Rfc3164 => self.format_3164(record, out),
         }
-    }
-}
-
-/// The one place a syslog message's fields are chosen: the record's call-site fields, enriched
-/// fields and context fields, one per name (names compared as written, which is the logfmt
-/// key's sanitizing for both forms), with the values of redacted names replaced.
-fn write_fields(
-    record: &LogRecord<'_>,
-    redaction: &Redaction,
-    write: &mut dyn FnMut(&str, &Value<'_>),
-) {
-    match keys::plain_fields::<true>(record) {
-        Some(plain) => {
-            for field in plain.fields {
-                write(field.key(), redacted(redaction, field.key(), field.value()));
-            }
-        }
-        None => keys::for_each_field_checked::<true>(record, &mut |key, value| {
-            write(key, redacted(redaction, key, value));
-        }),
     }
 }
 
